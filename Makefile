@@ -1,0 +1,39 @@
+# The two commands README promises: `make demo` and `make test`.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/pip
+export PIP_CACHE_DIR ?= $(CURDIR)/.cache/pip
+
+.PHONY: install install-test demo test unit bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+
+$(VENV)/.installed: $(BIN)/python pyproject.toml
+	$(PIP) install -q -e .
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
+	$(PIP) install -q -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+install-test: $(VENV)/.installed-test
+
+demo: install
+	$(BIN)/careful-monitor demo
+
+test: install-test
+	$(BIN)/python -m pytest
+
+unit: install-test
+	$(BIN)/python -m pytest tests/unit
+
+bench: install
+	$(BIN)/careful-monitor bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache careful-demo

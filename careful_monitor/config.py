@@ -1,0 +1,304 @@
+"""One typed configuration object, parsed and validated once, then passed down.
+
+Precedence, highest first: command-line flags > environment (`CAREFUL_MONITOR_<SECTION>__<KEY>`,
+double underscore nests) > the YAML file (`--config` or `CAREFUL_MONITOR_CONFIG`) > defaults.
+Models are configured in the file only. Relative paths resolve against the config file's folder.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from careful_monitor.errors import ConfigError
+
+ENV_PREFIX = "CAREFUL_MONITOR_"
+ENV_CONFIG = "CAREFUL_MONITOR_CONFIG"
+
+FeatureKindName = Literal["numeric", "categorical", "text", "probs"]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class ModelConfig(_Strict):
+    anchor: str
+    training_mix: dict[str, float] = Field(default_factory=dict)
+    features: dict[str, FeatureKindName] = Field(default_factory=dict)
+
+    @field_validator("features")
+    @classmethod
+    def _feature_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for name, kind in v.items():
+            if not (name.startswith("inputs.") or name.startswith("outputs.")) or name.count(".") != 1:
+                raise ValueError(f"feature '{name}' must be 'inputs.<name>' or 'outputs.<name>'")
+            if kind == "probs" and not name.startswith("outputs."):
+                raise ValueError(f"feature '{name}' has kind probs; only outputs.* can be probs")
+        return v
+
+    @field_validator("training_mix")
+    @classmethod
+    def _mix(cls, v: dict[str, float]) -> dict[str, float]:
+        for name, w in v.items():
+            if w < 0:
+                raise ValueError(f"weight of '{name}' is negative")
+        return v
+
+    @property
+    def synthetic_sets(self) -> list[str]:
+        return [name for name in self.training_mix if name != self.anchor]
+
+
+class WindowConfig(_Strict):
+    size: int = Field(1000, ge=10)
+    max_seconds: float = Field(3600.0, gt=0)
+    min_size: int = Field(200, ge=10)
+
+    @model_validator(mode="after")
+    def _min_le_size(self) -> "WindowConfig":
+        if self.min_size > self.size:
+            raise ValueError(f"min_size ({self.min_size}) must not exceed size ({self.size})")
+        return self
+
+
+class MinEffect(_Strict):
+    ks: float = 0.05
+    psi: float = 0.1
+    js: float = 0.05
+    wasserstein_sd: float = 0.1
+    chi2_cramers_v: float = 0.05
+    spread_ratio: float = 0.1
+    tail_mass_ratio: float = 0.3
+    coverage: float = 0.1
+    entropy_ratio: float = 0.1
+    joint: float = 0.05
+    # Added to the contract: each signature needs a floor of its own.
+    out_of_support: float = 0.01
+    rare_mass_ratio: float = 0.3
+    distinct_ratio: float = 0.1
+    length_ratio: float = 0.1
+    confidence: float = 0.05
+
+
+class AttributionConfig(_Strict):
+    """When flagged drift counts as evidence against a synthetic set rather than the anchor."""
+
+    min_affinity: float = Field(0.5, ge=0, le=1)
+    min_share: float = Field(0.1, ge=0, le=1)
+    max_share_se: float = Field(0.1, gt=0)
+
+
+class PolicyConfig(_Strict):
+    fdr: float = Field(0.01, gt=0, lt=1)
+    watch_after: int = Field(1, ge=1)
+    retire_after: int = Field(3, ge=1)
+    clear_after: int = Field(10, ge=1)
+    min_effect: MinEffect = Field(default_factory=MinEffect)
+    attribution: AttributionConfig = Field(default_factory=AttributionConfig)
+    detector: Literal["cusum", "adwin", "page_hinkley", "kswin", "none"] = "cusum"
+    cusum_threshold: float = Field(12.0, gt=0)
+    cusum_drift: float = Field(0.25, ge=0)
+
+    @model_validator(mode="after")
+    def _order(self) -> "PolicyConfig":
+        if self.retire_after < self.watch_after:
+            raise ValueError(f"retire_after ({self.retire_after}) must be >= watch_after ({self.watch_after})")
+        return self
+
+
+class ProfileConfig(_Strict):
+    joint_sample: int = Field(5000, ge=100)
+    max_categories: int = Field(1000, ge=2)
+    bins: int = Field(20, ge=4, le=200)
+    quantiles: int = Field(1024, ge=64, le=8192)
+
+
+class LimitsConfig(_Strict):
+    max_event_bytes: int = Field(1_048_576, ge=64)
+    versions_per_model: int = Field(5, ge=1)
+
+
+class DeadLettersConfig(_Strict):
+    path: str = "dead-letters.jsonl"
+
+
+class TopicsConfig(_Strict):
+    events: str = "careful.events"
+    alerts: str = "careful.alerts"
+    dead_letters: str = "careful.dead-letters"
+
+
+class SecurityConfig(_Strict):
+    protocol: Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"] = "PLAINTEXT"
+    sasl_mechanism: Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"] | None = None
+    username: str | None = None
+    password_file: str | None = None
+    ca_file: str | None = None
+
+
+class KafkaConfig(_Strict):
+    bootstrap: str = "localhost:9092"
+    group: str = "careful-monitor"
+    runtime: Literal["faust", "consumer"] = "faust"
+    topics: TopicsConfig = Field(default_factory=TopicsConfig)
+    partitions: int = Field(6, ge=1)
+    replication_factor: int = Field(1, ge=1)
+    retention_ms: int = Field(604_800_000, ge=1)
+    security: SecurityConfig = Field(default_factory=SecurityConfig)
+
+
+class StoreConfig(_Strict):
+    url: str = "sqlite:///careful.db"
+    retention_days: int = Field(90, ge=1)
+    auto_migrate: bool = True
+
+
+class HttpConfig(_Strict):
+    host: str = "127.0.0.1"
+    port: int = Field(9308, ge=0, le=65535)
+
+
+class Config(_Strict):
+    models: dict[str, ModelConfig] = Field(default_factory=dict)
+    window: WindowConfig = Field(default_factory=WindowConfig)
+    policy: PolicyConfig = Field(default_factory=PolicyConfig)
+    profile: ProfileConfig = Field(default_factory=ProfileConfig)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    dead_letters: DeadLettersConfig = Field(default_factory=DeadLettersConfig)
+    kafka: KafkaConfig = Field(default_factory=KafkaConfig)
+    store: StoreConfig = Field(default_factory=StoreConfig)
+    http: HttpConfig = Field(default_factory=HttpConfig)
+    #: folder of the config file (relative paths resolve against it); cwd without a file
+    base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
+    source: str | None = Field(None, exclude=True)
+
+    def resolve_path(self, p: str | Path) -> Path:
+        path = Path(p).expanduser()
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    @property
+    def store_url(self) -> str:
+        """The store URL with a relative SQLite path resolved against the config's folder."""
+        url = self.store.url
+        prefix = "sqlite:///"
+        if url.startswith(prefix) and not url.startswith("sqlite:////") and url != "sqlite:///:memory:":
+            return prefix + str(self.resolve_path(url[len(prefix):]))
+        return url
+
+    @property
+    def dead_letters_path(self) -> Path:
+        return self.resolve_path(self.dead_letters.path)
+
+    def model(self, name: str) -> ModelConfig:
+        return self.models[name]
+
+
+def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
+    """`CAREFUL_MONITOR_STORE__URL=x` -> {"store": {"url": "x"}}; models are file-only."""
+    out: dict[str, Any] = {}
+    for key, value in environ.items():
+        if not key.startswith(ENV_PREFIX) or key == ENV_CONFIG:
+            continue
+        parts = [p.lower() for p in key[len(ENV_PREFIX):].split("__")]
+        if len(parts) < 2 or parts[0] == "models":
+            continue
+        node = out
+        for part in parts[:-1]:
+            node = node.setdefault(part, {})
+            if not isinstance(node, dict):
+                break
+        else:
+            node[parts[-1]] = None if value.lower() in ("null", "none") else value
+    return out
+
+
+def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for k, v in over.items():
+        if isinstance(v, dict) and isinstance(merged.get(k), dict):
+            merged[k] = _deep_merge(merged[k], v)
+        else:
+            merged[k] = v
+    return merged
+
+
+_FIXES = {
+    "extra_forbidden": "remove it or check its spelling against README's configuration reference",
+    "missing": "add it",
+    "literal_error": "use one of the allowed values",
+}
+
+
+def _raise_validation(err: ValidationError) -> None:
+    first = err.errors()[0]
+    key = ".".join(str(p) for p in first["loc"]) or "(root)"
+    fix = _FIXES.get(first["type"], "see README's configuration reference")
+    problem = first["msg"]
+    if "input" in first and first["type"] != "missing" and not isinstance(first["input"], dict):
+        problem += f" (got {first['input']!r})"
+    more = len(err.errors()) - 1
+    if more:
+        problem += f"; and {more} more problem(s)"
+    raise ConfigError(key, problem, fix) from None
+
+
+def load_config(
+    path: str | Path | None = None,
+    *,
+    environ: dict[str, str] | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> Config:
+    """Load, merge and validate configuration; raise ConfigError naming the key and the fix."""
+    environ = dict(os.environ) if environ is None else environ
+    if path is None and environ.get(ENV_CONFIG):
+        path = environ[ENV_CONFIG]
+    data: dict[str, Any] = {}
+    base_dir = Path.cwd()
+    source = None
+    if path is not None:
+        p = Path(path).expanduser()
+        if not p.is_file():
+            raise ConfigError("--config", f"file {str(p)!r} does not exist", "pass an existing YAML file")
+        try:
+            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            raise ConfigError("(file)", f"{p} is not valid YAML: {exc}", "fix the YAML syntax") from None
+        if loaded is None:
+            loaded = {}
+        if not isinstance(loaded, dict):
+            raise ConfigError("(root)", f"{p} must hold a mapping, got {type(loaded).__name__}", "start the file with keys like 'models:'")
+        data = loaded
+        base_dir = p.resolve().parent
+        source = str(p)
+    data = _deep_merge(data, _env_overrides(environ))
+    if overrides:
+        data = _deep_merge(data, overrides)
+    data.pop("base_dir", None)
+    try:
+        cfg = Config.model_validate(data)
+    except ValidationError as err:
+        _raise_validation(err)
+    cfg.base_dir = base_dir
+    cfg.source = source
+    _check_models(cfg)
+    return cfg
+
+
+def _check_models(cfg: Config) -> None:
+    for name, m in cfg.models.items():
+        if m.anchor not in m.training_mix and m.training_mix:
+            raise ConfigError(
+                f"models.{name}.training_mix",
+                f"the anchor '{m.anchor}' is not in the training mix",
+                f"add '{m.anchor}: <weight>' to training_mix",
+            )
+
+
+def dump_config(cfg: Config) -> str:
+    """The config as YAML (what `demo` writes), without runtime-only fields."""
+    return yaml.safe_dump(cfg.model_dump(mode="json", exclude_none=False), sort_keys=False)

@@ -1,0 +1,112 @@
+"""One window's column of one feature, summarised once and shared by every test and reference."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from careful_monitor.engine.profile import (
+    CATEGORICAL, NUMERIC, PROBS, TEXT, CategoricalProfile, FeatureProfile, NumericProfile, ProbsProfile,
+    TextProfile, probs_to_arrays, to_float_array,
+)
+from careful_monitor.engine.text import distinct2, tokenize_many
+
+
+@dataclass
+class WindowColumn:
+    """What the tests need of one feature in one window, on the anchor's grid."""
+
+    kind: str
+    n: int  # usable values
+    total: int  # events in the window
+    nulls: int
+    mismatches: int
+    x: np.ndarray = field(default_factory=lambda: np.empty(0))  # sorted values (numeric; confidence for probs)
+    counts: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # anchor grid / categories / tokens
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def hist(self) -> np.ndarray:
+        s = self.counts.sum()
+        return self.counts / s if s else self.counts.astype(float)
+
+    def ecdf_limits(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(distinct values, ECDF left limits, ECDF right limits) of the sorted values, once."""
+        cached = self.extra.get("_ecdf")
+        if cached is None:
+            vals, idx, cnt = np.unique(self.x, return_index=True, return_counts=True)
+            cached = self.extra["_ecdf"] = (vals, idx / self.n, (idx + cnt) / self.n)
+        return cached
+
+    def chi2(self, ref_counts: np.ndarray) -> tuple[float, float, float, int]:
+        """chi2_homogeneity against one reference, shared by the chi2, PSI and JS tests."""
+        key = ("_chi2", id(ref_counts))
+        cached = self.extra.get(key)
+        if cached is None:
+            from careful_monitor.engine.stats import chi2_homogeneity
+
+            cached = self.extra[key] = chi2_homogeneity(self.counts, ref_counts)
+        return cached
+
+    def quantiles(self, points: int) -> np.ndarray:
+        """Window quantiles at linspace(0, 1, points), by interpolation of the sorted values."""
+        key = ("_q", points)
+        cached = self.extra.get(key)
+        if cached is None:
+            pos = np.linspace(0.0, self.n - 1, points)
+            cached = self.extra[key] = np.interp(pos, np.arange(self.n), self.x)
+        return cached
+
+
+def summarise(values: Sequence[Any], anchor: FeatureProfile) -> WindowColumn:
+    """Summarise raw window values of one feature against the anchor's profile of it."""
+    total = len(values)
+    if anchor.kind == NUMERIC:
+        assert isinstance(anchor, NumericProfile)
+        x, nulls, bad = to_float_array(values)
+        x.sort()
+        counts = np.bincount(np.searchsorted(anchor.edges, x, side="right"), minlength=len(anchor.edges) + 1)
+        return WindowColumn(NUMERIC, len(x), total, nulls, bad, x, counts)
+    if anchor.kind == PROBS:
+        assert isinstance(anchor, ProbsProfile)
+        conf, ent, top, nulls, bad = probs_to_arrays(values)
+        conf.sort()
+        edges = anchor.confidence.edges
+        counts = np.bincount(np.searchsorted(edges, conf, side="right"), minlength=len(edges) + 1)
+        return WindowColumn(PROBS, len(conf), total, nulls, bad, conf, counts, {"entropy": ent})
+    if anchor.kind == CATEGORICAL:
+        assert isinstance(anchor, CategoricalProfile)
+        present = [str(v) for v in values if v is not None and not isinstance(v, (dict, list))]
+        bad = sum(1 for v in values if isinstance(v, (dict, list)))
+        counts = np.zeros(len(anchor.categories) + 1, dtype=np.int64)
+        if present:
+            cats, cnt = np.unique(np.array(present, dtype=str), return_counts=True)
+            idx = anchor.index()
+            other = len(anchor.categories)
+            pos = np.fromiter((idx.get(c, other) for c in cats.tolist()), dtype=np.int64, count=len(cats))
+            np.add.at(counts, pos, cnt)
+        return WindowColumn(CATEGORICAL, len(present), total, total - len(present) - bad, bad, counts=counts)
+    if anchor.kind == TEXT:
+        assert isinstance(anchor, TextProfile)
+        texts = [v for v in values if isinstance(v, str)]
+        nulls = sum(1 for v in values if v is None)
+        toks = tokenize_many(texts)
+        index = {w: i for i, w in enumerate(anchor.tokens)}
+        other = len(anchor.tokens)
+        counts = np.zeros(other + 1, dtype=np.int64)
+        flat = [index.get(w, other) for t in toks for w in t]
+        if flat:
+            counts = np.bincount(np.array(flat), minlength=other + 1)
+        lengths = np.array([len(t) for t in toks], dtype=float)
+        return WindowColumn(TEXT, len(texts), total, nulls, total - len(texts) - nulls, counts=counts,
+                            extra={"lengths": lengths, "distinct2": distinct2(toks)})
+    raise ValueError(f"unknown kind {anchor.kind}")
+
+
+def reference_counts(ref: FeatureProfile) -> np.ndarray:
+    """The reference's histogram counts on the anchor's grid (confidence bins for probs)."""
+    if isinstance(ref, ProbsProfile):
+        return ref.confidence.counts
+    return ref.counts

@@ -1,0 +1,70 @@
+"""Joint test: has the dependence between numeric features changed, even with unchanged marginals?
+
+Linear time in the window: each numeric feature is mapped to normal scores through the anchor's
+own CDF (a Gaussian copula), the window's correlation matrix of those scores is compared with the
+anchor's pair by pair with Fisher's z (variance 1/(n-3) holds for normal scores whatever the
+marginals), and the largest standardised difference gives a Bonferroni p-value over the pairs.
+Effect: the largest absolute change of a correlation (floor `min_effect.joint`). Reported as
+feature `joint`, test `joint`, and part of the window's BH family.
+
+>>> import numpy as np
+>>> from careful_monitor.engine.profile import build_profile
+>>> rng = np.random.default_rng(10)
+>>> ref = build_profile("a", "real", {"inputs.x": rng.normal(size=5000).tolist(), "inputs.y": rng.normal(size=5000).tolist()}, rng=rng)
+>>> x = rng.normal(size=1000); y = 0.6 * x + 0.8 * rng.normal(size=1000)
+>>> r = JointCorrelation().compare_rows(ref, {"inputs.x": x, "inputs.y": y})
+>>> r.effect > 0.4 and r.p_value < 1e-10
+True
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy import special
+
+from careful_monitor.engine.profile import NumericProfile, ReferenceProfile, normal_scores
+from careful_monitor.engine.tests import TestResult
+
+MIN_N = 30
+
+
+class JointCorrelation:
+    name = "joint"
+    kinds = ()
+    effect_key = "joint"
+    anchor_only = True
+
+    def compare_rows(self, anchor: ReferenceProfile, columns: dict[str, np.ndarray]) -> TestResult | None:
+        joint = anchor.joint
+        if joint is None:
+            return None
+        names = [f for f in joint.features if f in columns]
+        if len(names) < 2:
+            return None
+        m = np.column_stack([columns[f] for f in names])
+        m = m[np.isfinite(m).all(axis=1)]
+        n = len(m)
+        if n < MIN_N:
+            return None
+        z = np.column_stack([normal_scores(m[:, j], anchor.features[f]) for j, f in enumerate(names)])  # type: ignore[arg-type]
+        idx = [joint.features.index(f) for f in names]
+        ref_corr = joint.corr[np.ix_(idx, idx)]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            corr = np.corrcoef(z, rowvar=False)
+        corr = np.nan_to_num(corr)
+        iu = np.triu_indices(len(names), k=1)
+        r_w = np.clip(corr[iu], -0.999999, 0.999999)
+        r_a = np.clip(ref_corr[iu], -0.999999, 0.999999)
+        n_ref = len(joint.sample)
+        se = math.sqrt(1.0 / (n - 3) + 1.0 / max(n_ref - 3, 1))
+        zz = np.abs(np.arctanh(r_w) - np.arctanh(r_a)) / se
+        k = int(zz.argmax())
+        pairs = len(zz)
+        p = float(min(1.0, pairs * 2.0 * special.ndtr(-zz[k])))
+        return TestResult(self.name, float(zz[k]), p, float(abs(r_w[k] - r_a[k])))
+
+
+def numeric_features(anchor: ReferenceProfile) -> list[str]:
+    return [f for f in (anchor.joint.features if anchor.joint else []) if isinstance(anchor.features.get(f), NumericProfile)]

@@ -1,0 +1,146 @@
+"""The processing pipeline shared by `replay` and `run`: decode -> engine -> metrics -> store.
+
+It owns one engine monitor per configured model, built from the registered profiles and restored
+from the engine snapshots in the store, so windows continue across replays and restarts.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+from careful_monitor.config import Config
+from careful_monitor.engine.monitor import ModelMonitor, MonitorSpec, WindowOutcome
+from careful_monitor.engine.profile import ReferenceProfile
+from careful_monitor.errors import ConfigError
+from careful_monitor.sinks.prometheus import Metrics
+from careful_monitor.sources.decode import EventDecoder, Rejected
+from careful_monitor.store import Store
+
+log = logging.getLogger(__name__)
+
+
+def monitor_spec(cfg: Config, model: str) -> MonitorSpec:
+    m, w, p = cfg.models[model], cfg.window, cfg.policy
+    return MonitorSpec(
+        features=dict(m.features), window_size=w.size, max_seconds=w.max_seconds, min_size=w.min_size,
+        fdr=p.fdr, watch_after=p.watch_after, retire_after=p.retire_after, clear_after=p.clear_after,
+        min_effect=p.min_effect.model_dump(), min_affinity=p.attribution.min_affinity,
+        min_share=p.attribution.min_share, max_share_se=p.attribution.max_share_se, detector=p.detector,
+        cusum_threshold=p.cusum_threshold, cusum_drift=p.cusum_drift, versions_per_model=cfg.limits.versions_per_model,
+    )
+
+
+def load_references(cfg: Config, store: Store, model: str) -> tuple[ReferenceProfile, dict[str, ReferenceProfile]]:
+    """The model's anchor and synthetic profiles, checked against the config (ConfigError names the fix)."""
+    m = cfg.models[model]
+    rec = store.get_dataset(m.anchor)
+    if rec is None:
+        raise ConfigError(f"models.{model}.anchor", f"dataset '{m.anchor}' is not registered",
+                          "run `careful-monitor datasets register <manifest>` for it first")
+    if rec.role != "real":
+        raise ConfigError(f"models.{model}.anchor", f"dataset '{m.anchor}' has role {rec.role}", "the anchor must be a real dataset")
+    anchor = ReferenceProfile.from_bytes(rec.profile)
+    synthetic = {}
+    for name in m.synthetic_sets:
+        srec = store.get_dataset(name)
+        if srec is None:
+            raise ConfigError(f"models.{model}.training_mix.{name}", f"dataset '{name}' is not registered",
+                              "register it with `careful-monitor datasets register <manifest>`")
+        if srec.role == "synthetic" and srec.anchored_by != m.anchor:
+            raise ConfigError(f"models.{model}.training_mix.{name}",
+                              f"'{name}' is anchored by '{srec.anchored_by}', but the model's anchor is '{m.anchor}'",
+                              f"set models.{model}.anchor to '{srec.anchored_by}' or re-register '{name}' anchored by '{m.anchor}'")
+        if srec.role == "real":
+            continue  # a second real set in the mix is not a synthetic reference
+        synthetic[name] = ReferenceProfile.from_bytes(srec.profile)
+    for f, kind in m.features.items():
+        prof = anchor.features.get(f)
+        if prof is None:
+            log.warning("model %s: feature %s is not in anchor %s; it is not monitored", model, f, m.anchor)
+        elif prof.kind != kind:
+            raise ConfigError(f"models.{model}.features.{f}",
+                              f"configured as {kind} but anchor '{m.anchor}' profiled it as {prof.kind}",
+                              f"re-register '{m.anchor}' and its synthetic sets so they are profiled with the configured kind")
+    return anchor, synthetic
+
+
+@dataclass
+class BatchReport:
+    accepted: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    outcomes: list[WindowOutcome] = field(default_factory=list)
+
+
+class Pipeline:
+    def __init__(self, cfg: Config, store: Store, metrics: Metrics, *,
+                 on_reject: Callable[[Sequence[Rejected]], None] = lambda r: None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.cfg, self.store, self.metrics, self.on_reject, self.clock = cfg, store, metrics, on_reject, clock
+        if not cfg.models:
+            raise ConfigError("models", "no model is configured", "add a model under 'models:' in the config file")
+        states = store.load_states()
+        self.monitors: dict[str, ModelMonitor] = {}
+        for model in cfg.models:
+            anchor, synthetic = load_references(cfg, store, model)
+            mon = ModelMonitor(model, monitor_spec(cfg, model), anchor, synthetic, snapshot=states.get(model))
+            self.monitors[model] = mon
+            metrics.init_model(model, [*synthetic, anchor.name])
+            for dataset, state in mon.states().items():
+                from careful_monitor.engine.policy import STATE_CODES
+
+                metrics.dataset_state.labels(model, dataset).set(STATE_CODES[state])
+        self.decoder = EventDecoder({m: list(c.features) for m, c in cfg.models.items()}, cfg.limits.max_event_bytes)
+        self._versions: dict[str, list[str]] = {m: list(mon.version_order) for m, mon in self.monitors.items()}
+        self.dirty: set[str] = set()
+
+    def handle(self, lines: Sequence[bytes], fallback_ts: Sequence[float | None] | None = None) -> BatchReport:
+        """Decode and process one batch; nothing is persisted until `persist`."""
+        decoded = self.decoder.decode(lines, fallback_ts)
+        report = BatchReport(accepted=decoded.accepted, rejected=decoded.rejected)
+        if decoded.rejected:
+            for rej in decoded.rejected:
+                self.metrics.count_dead_letter(rej.reason)
+            self.on_reject(decoded.rejected)
+        now = self.clock()
+        for model, batch in decoded.batches.items():
+            mon = self.monitors[model]
+            self.metrics.count_events(model, len(batch))
+            t0 = time.perf_counter()
+            outcomes = mon.process(batch, now)
+            elapsed = time.perf_counter() - t0
+            for o in outcomes:
+                self.metrics.window(model, o, elapsed / len(outcomes))
+            report.outcomes.extend(outcomes)
+            self.metrics.event_time(model, mon.last_ts, now, mon.open_events)
+            self._sync_versions(model, mon)
+            self.dirty.add(model)
+        return report
+
+    def _sync_versions(self, model: str, mon: ModelMonitor) -> None:
+        old = self._versions[model]
+        if old != mon.version_order:
+            for v in set(old) - set(mon.version_order):
+                self.metrics.drop_version(model, v)
+            self._versions[model] = list(mon.version_order)
+
+    def flush(self) -> list[WindowOutcome]:
+        """Close every open window that holds `window.min_size` events (`replay --flush`)."""
+        now = self.clock()
+        out = []
+        for model, mon in self.monitors.items():
+            for o in mon.flush(now):
+                self.metrics.window(model, o, 0.0)
+                out.append(o)
+                self.dirty.add(model)
+        return out
+
+    def persist(self, outcomes: Sequence[WindowOutcome], offsets: Sequence[tuple[str, str, int, int]] = ()) -> None:
+        """Store window results, alerts and the touched models' engine state in one transaction."""
+        windows = [o.result for o in outcomes]
+        alerts = [a for o in outcomes for a in o.alerts]
+        states = {m: self.monitors[m].snapshot() for m in self.dirty}
+        self.store.commit_batch(windows=windows, alerts=alerts, states=states, offsets=list(offsets))
+        self.dirty.clear()

@@ -1,0 +1,132 @@
+"""Every Prometheus metric careful-monitor exports, declared once, on a registry passed in.
+
+Label values come only from the configuration (model, feature, reference, dataset), from fixed
+sets (outcome, reason, state, signal, test), from Kafka's assignment (topic, partition) or from the
+last `limits.versions_per_model` model versions; never from an event id or an unknown model.
+Children are cached, so a window's update is a dictionary lookup and a `set` per series.
+"""
+
+from __future__ import annotations
+
+from typing import Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.exposition import generate_latest
+
+from careful_monitor import __version__
+from careful_monitor.engine.monitor import WindowOutcome
+from careful_monitor.engine.policy import STATE_CODES
+from careful_monitor.engine.tests.registry import SIGNATURE_NAMES
+
+P = "careful_monitor_"
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        r = self.registry = registry or CollectorRegistry(auto_describe=True)
+        self.events = Counter(P + "events", "Events read, by model and outcome (accepted|rejected).", ["model", "outcome"], registry=r)
+        self.windows = Counter(P + "windows", "Windows closed and evaluated.", ["model"], registry=r)
+        self.drift_statistic = Gauge(P + "drift_statistic", "Last window's test statistic per feature, reference and test.",
+                                     ["model", "feature", "reference", "test"], registry=r)
+        self.drift_p_value = Gauge(P + "drift_p_value", "Last window's p-value per feature, reference and test.",
+                                   ["model", "feature", "reference", "test"], registry=r)
+        self.drift_effect = Gauge(P + "drift_effect", "Last window's effect size (judged against policy.min_effect).",
+                                  ["model", "feature", "reference", "test"], registry=r)
+        self.drift_detected = Gauge(P + "drift_detected", "1 when a feature was flagged (BH + effect floor) in the last window.",
+                                    ["model", "feature"], registry=r)
+        self.collapse_signal = Gauge(P + "collapse_signal", "Collapse signature value in the last window, against the anchor.",
+                                     ["model", "feature", "signal"], registry=r)
+        self.collapse_by_version = Gauge(P + "collapse_signal_by_version", "Collapse signature of the last window dominated by each model version.",
+                                         ["model", "version", "feature", "signal"], registry=r)
+        self.data_quality = Gauge(P + "data_quality", "Data-quality rates in the last window (null_rate, type_mismatch_rate, unseen_rate).",
+                                  ["model", "feature", "signal"], registry=r)
+        self.affinity = Gauge(P + "synthetic_affinity", "Cosine between the window's drift and the direction toward a synthetic set.",
+                              ["model", "dataset"], registry=r)
+        self.share = Gauge(P + "synthetic_share", "Estimated share of a synthetic set in the window (NaN when not identifiable).",
+                           ["model", "dataset"], registry=r)
+        self.share_se = Gauge(P + "synthetic_share_stderr", "Standard error of synthetic_share.", ["model", "dataset"], registry=r)
+        self.dataset_state = Gauge(P + "dataset_state", "Policy state: 0 ok, 1 watch, 2 retire_recommended, 3 anchor_stale.",
+                                   ["model", "dataset"], registry=r)
+        self.alerts = Counter(P + "retirement_alerts", "Alerts raised (retire_recommended and anchor_stale).", ["model", "dataset"], registry=r)
+        self.dead_letters = Counter(P + "dead_letters", "Rejected events, by reason.", ["reason"], registry=r)
+        self.event_lag = Gauge(P + "event_lag_seconds", "Wall-clock time minus the event time of the model's latest event.", ["model"], registry=r)
+        self.last_event = Gauge(P + "last_event_timestamp_seconds", "Event time of the model's latest event.", ["model"], registry=r)
+        self.consumer_lag = Gauge(P + "consumer_lag", "Messages behind the end of each assigned partition.", ["topic", "partition"], registry=r)
+        self.window_seconds = Histogram(P + "window_processing_seconds", "Time to evaluate one closed window.",
+                                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5), registry=r)
+        self.open_window = Gauge(P + "open_window_events", "Events in the model's open window.", ["model"], registry=r)
+        self.ready = Gauge(P + "ready", "1 when the service can process and persist events.", registry=r)
+        self.build_info = Gauge(P + "build_info", "Build information.", ["version"], registry=r)
+        self.build_info.labels(__version__).set(1)
+        for reason in ("decode", "schema", "unknown_model", "too_large"):
+            self.dead_letters.labels(reason)  # present at 0 from the start, so rate() works
+        self._children: dict[tuple, object] = {}
+
+    def _child(self, metric, *labels):
+        key = (id(metric), labels)
+        c = self._children.get(key)
+        if c is None:
+            c = self._children[key] = metric.labels(*labels)
+        return c
+
+    def init_model(self, model: str, datasets: Iterable[str]) -> None:
+        for outcome in ("accepted", "rejected"):
+            self._child(self.events, model, outcome)
+        self._child(self.windows, model)
+        for d in datasets:
+            self._child(self.dataset_state, model, d).set(0)
+            self._child(self.alerts, model, d)
+
+    def count_events(self, model: str, accepted: int, rejected: int = 0) -> None:
+        if accepted:
+            self._child(self.events, model, "accepted").inc(accepted)
+        if rejected:
+            self._child(self.events, model, "rejected").inc(rejected)
+
+    def count_dead_letter(self, reason: str, n: int = 1) -> None:
+        self._child(self.dead_letters, reason).inc(n)
+
+    def event_time(self, model: str, last_ts: float | None, now: float, open_events: int) -> None:
+        if last_ts is not None:
+            self._child(self.last_event, model).set(last_ts)
+            self._child(self.event_lag, model).set(max(0.0, now - last_ts))
+        self._child(self.open_window, model).set(open_events)
+
+    def window(self, model: str, outcome: WindowOutcome, seconds: float) -> None:
+        c = self._child
+        c(self.windows, model).inc()
+        self.window_seconds.observe(seconds)
+        version = outcome.result.get("version")
+        flagged_features: set[str] = set(outcome.result["flagged_features"])
+        for feature, reference, r, _flagged in outcome.tests:
+            c(self.drift_statistic, model, feature, reference, r.test).set(r.statistic)
+            c(self.drift_p_value, model, feature, reference, r.test).set(r.p_value)
+            c(self.drift_effect, model, feature, reference, r.test).set(r.effect)
+            if r.test in SIGNATURE_NAMES:
+                c(self.collapse_signal, model, feature, r.test).set(r.statistic)
+                if version is not None:
+                    c(self.collapse_by_version, model, version, feature, r.test).set(r.statistic)
+            c(self.drift_detected, model, feature).set(1 if feature in flagged_features else 0)
+        for q in outcome.result["quality"]:
+            c(self.data_quality, model, q["feature"], q["signal"]).set(q["value"])
+        for a in outcome.result["attribution"]:
+            c(self.affinity, model, a["dataset"]).set(a["affinity"])
+            c(self.share, model, a["dataset"]).set(float("nan") if a["share"] is None else a["share"])
+            c(self.share_se, model, a["dataset"]).set(a["share_se"] if a["share_se"] != float("inf") else float("nan"))
+        for dataset, state in outcome.states.items():
+            c(self.dataset_state, model, dataset).set(STATE_CODES[state])
+        for alert in outcome.alerts:
+            c(self.alerts, model, alert["dataset"]).inc()
+
+    def drop_version(self, model: str, version: str) -> None:
+        """Forget series of a model version that fell out of the last `versions_per_model`."""
+        for key in [k for k in self._children if k[0] == id(self.collapse_by_version) and k[1][:2] == (model, version)]:
+            labels = key[1]
+            try:
+                self.collapse_by_version.remove(*labels)
+            except KeyError:
+                pass
+            del self._children[key]
+
+    def exposition(self) -> bytes:
+        return generate_latest(self.registry)
