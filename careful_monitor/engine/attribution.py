@@ -13,7 +13,7 @@ delta = window - anchor and d = S - anchor:
   is" in direction rather than distance, so it is meaningful for any share.
 
 >>> import numpy as np
->>> a = {"f": np.array([250, 250, 250, 250])}; s = {"f": np.array([100, 400, 400, 100])}
+>>> a = {"f": np.array([250, 250, 250, 250]) * 1000}; s = {"f": np.array([100, 400, 400, 100]) * 1000}
 >>> model = AttributionModel(a, {"S": s})
 >>> w = {"f": np.array([200, 300, 300, 200]) * 10}
 >>> r = model.attribute(w)[0]

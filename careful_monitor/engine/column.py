@@ -36,8 +36,13 @@ class WindowColumn:
         """(distinct values, ECDF left limits, ECDF right limits) of the sorted values, once."""
         cached = self.extra.get("_ecdf")
         if cached is None:
-            vals, idx, cnt = np.unique(self.x, return_index=True, return_counts=True)
-            cached = self.extra["_ecdf"] = (vals, idx / self.n, (idx + cnt) / self.n)
+            x, n = self.x, self.n  # already sorted: distinct values without another sort
+            new = np.empty(n, dtype=bool)
+            new[:1] = True
+            np.not_equal(x[1:], x[:-1], out=new[1:])
+            idx = np.flatnonzero(new)
+            ends = np.append(idx[1:], n)
+            cached = self.extra["_ecdf"] = (x[idx], idx / n, ends / n)
         return cached
 
     def chi2(self, ref_counts: np.ndarray) -> tuple[float, float, float, int]:
@@ -66,9 +71,10 @@ def summarise(values: Sequence[Any], anchor: FeatureProfile) -> WindowColumn:
     if anchor.kind == NUMERIC:
         assert isinstance(anchor, NumericProfile)
         x, nulls, bad = to_float_array(values)
-        x.sort()
+        aligned = x if len(x) == total else None  # row-aligned copy for the joint test, when nothing was dropped
+        x = np.sort(x)
         counts = np.bincount(np.searchsorted(anchor.edges, x, side="right"), minlength=len(anchor.edges) + 1)
-        return WindowColumn(NUMERIC, len(x), total, nulls, bad, x, counts)
+        return WindowColumn(NUMERIC, len(x), total, nulls, bad, x, counts, {"aligned": aligned})
     if anchor.kind == PROBS:
         assert isinstance(anchor, ProbsProfile)
         conf, ent, top, nulls, bad = probs_to_arrays(values)
@@ -110,3 +116,14 @@ def reference_counts(ref: FeatureProfile) -> np.ndarray:
     if isinstance(ref, ProbsProfile):
         return ref.confidence.counts
     return ref.counts
+
+
+def summarise_probs(parts: list[tuple[np.ndarray, np.ndarray, int, int]], anchor: ProbsProfile, total: int) -> WindowColumn:
+    """The probs column from confidence/entropy already computed batch by batch (same result as summarise)."""
+    conf = np.concatenate([p[0] for p in parts]) if parts else np.empty(0)
+    ent = np.concatenate([p[1] for p in parts]) if parts else np.empty(0)
+    conf.sort()
+    edges = anchor.confidence.edges
+    counts = np.bincount(np.searchsorted(edges, conf, side="right"), minlength=len(edges) + 1)
+    return WindowColumn(PROBS, len(conf), total, sum(p[2] for p in parts), sum(p[3] for p in parts), conf, counts,
+                        {"entropy": ent})

@@ -1,7 +1,7 @@
 """Benjamini-Hochberg over one window's family of anchor tests.
 
 >>> benjamini_hochberg([0.001, 0.02, 0.03, 0.5], 0.05).tolist()
-[True, False, False, False]
+[True, True, True, False]
 >>> benjamini_hochberg([0.01, 0.02, 0.03, 0.04], 0.05).tolist()
 [True, True, True, True]
 """

@@ -16,11 +16,11 @@ from typing import Any, Sequence
 import numpy as np
 
 from careful_monitor.engine.attribution import AttributionModel
-from careful_monitor.engine.column import WindowColumn, reference_counts, summarise
+from careful_monitor.engine.column import WindowColumn, reference_counts, summarise, summarise_probs
 from careful_monitor.engine.detectors import make_detector
 from careful_monitor.engine.fdr import benjamini_hochberg
 from careful_monitor.engine.policy import STATE_CODES, Policy, Transition
-from careful_monitor.engine.profile import CATEGORICAL, NUMERIC, PROBS, ProbsProfile, ReferenceProfile
+from careful_monitor.engine.profile import CATEGORICAL, NUMERIC, PROBS, ProbsProfile, ReferenceProfile, probs_to_arrays
 from careful_monitor.engine.tests import TestResult
 from careful_monitor.engine.tests.joint import JointCorrelation
 from careful_monitor.engine.tests.registry import SIGNATURE_NAMES, for_kind
@@ -120,13 +120,16 @@ class ModelMonitor:
         self.open_last_ts: float | None = None
         self.versions: Counter[str] = Counter()
         self.detector_hits = 0
+        # confidence / entropy of the probs feature, computed once per batch slice (detector + window)
+        self.probs_parts: list[tuple[np.ndarray, np.ndarray, int, int]] = []
 
     def snapshot(self) -> bytes:
         state = {"v": SNAPSHOT_VERSION, "window_index": self.window_index, "events_seen": self.events_seen,
                  "last_ts": self.last_ts, "cols": self.cols, "n_open": self.n_open, "first_ts": self.first_ts,
                  "open_last_ts": self.open_last_ts, "versions": dict(self.versions),
                  "detector_hits": self.detector_hits, "policy": self.policy.states, "detector": self.detector,
-                 "version_order": self.version_order, "pending_detector": self._pending_detector}
+                 "version_order": self.version_order, "pending_detector": self._pending_detector,
+                 "probs_parts": self.probs_parts}
         return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
 
     def restore(self, blob: bytes) -> None:
@@ -145,6 +148,7 @@ class ModelMonitor:
             self.detector = state["detector"]
         self.version_order = state["version_order"]
         self._pending_detector = state.get("pending_detector")
+        self.probs_parts = state.get("probs_parts", [])
 
     @property
     def open_events(self) -> int:
@@ -210,8 +214,10 @@ class ModelMonitor:
         self.open_last_ts = float(ts[hi - 1])
         self.n_open += hi - lo
         self.versions.update(v for v in batch.versions[lo:hi] if v is not None)
+        if self.detector_feature:
+            conf, ent, _, nulls, bad = probs_to_arrays(batch.columns.get(self.detector_feature, [])[lo:hi])
+            self.probs_parts.append((conf, ent, nulls, bad))
         if self.detector is not None and self.detector_feature:
-            conf = _confidences(batch.columns.get(self.detector_feature, [])[lo:hi])
             hits = self.detector.update_many(conf)
             if hits:
                 self.detector_hits += len(hits)
@@ -235,10 +241,14 @@ class ModelMonitor:
         for f, kind in self.features.items():
             values = self.cols[f]
             aprof = self.anchor.features[f]
-            col = summarise(values, aprof)
+            if f == self.detector_feature and sum(len(p[0]) + p[2] + p[3] for p in self.probs_parts) == len(values):
+                col = summarise_probs(self.probs_parts, aprof, len(values))  # type: ignore[arg-type]
+            else:
+                col = summarise(values, aprof)
             window_counts[f] = col.counts
             if kind == NUMERIC and f in self._joint_features:
-                raw_numeric[f] = _aligned_floats(values)
+                aligned = col.extra.get("aligned")
+                raw_numeric[f] = aligned if aligned is not None else _aligned_floats(values)
             for t in for_kind(kind, anchor=True):
                 r = t.compare(aprof, col)
                 if r is not None:
@@ -372,19 +382,6 @@ def _aligned_floats(values: list[Any]) -> np.ndarray:
         return np.array(values, dtype=float)
     except (TypeError, ValueError):
         return np.array([v if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan for v in values], dtype=float)
-
-
-def _confidences(values: list[Any]) -> list[float]:
-    out = []
-    for v in values:
-        if isinstance(v, dict) and v:
-            try:
-                s = sum(v.values())
-                if s > 0:
-                    out.append(max(v.values()) / s)
-            except TypeError:
-                pass
-    return out
 
 
 def _quality(f: str, kind: str, col: WindowColumn, aprof) -> list[dict[str, Any]]:

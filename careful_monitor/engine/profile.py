@@ -59,8 +59,11 @@ def to_float_array(values: Sequence[Any]) -> tuple[np.ndarray, int, int]:
         arr = np.array(values, dtype=float)
         if arr.ndim != 1:
             raise ValueError
-        nulls = int(np.isnan(arr).sum())  # None becomes nan
-        return arr[np.isfinite(arr)], nulls, int((~np.isfinite(arr)).sum()) - nulls
+        fin = np.isfinite(arr)
+        if fin.all():
+            return arr, 0, 0
+        nulls = sum(1 for v in values if v is None)  # None became nan; other non-finite are mismatches
+        return arr[fin], nulls, int((~fin).sum()) - nulls
     except (TypeError, ValueError):
         out, nulls, bad = [], 0, 0
         for v in values:
@@ -145,7 +148,10 @@ class NumericProfile:
         if cached is None:
             uq, first, counts = np.unique(self.quantiles, return_index=True, return_counts=True)
             u = np.linspace(0.0, 1.0, len(self.quantiles))
-            cached = self.__dict__["_cdf"] = (uq, u[first], u[first + counts - 1])
+            left, right = u[first], u[first + counts - 1]
+            if len(uq) == len(self.quantiles):  # no ties: one interpolation serves both limits
+                left = right
+            cached = self.__dict__["_cdf"] = (uq, left, right)
         return cached
 
 
@@ -383,18 +389,12 @@ def normal_scores(x: np.ndarray, prof: NumericProfile) -> np.ndarray:
     """Probit of the anchor CDF: a Gaussian-copula transform that makes correlation tests robust."""
     from scipy.special import ndtri
 
-    u = np.interp(x, *_cdf_points(prof.quantiles))
+    uq, left, right = prof.cdf_limits()
+    if len(uq) == 1:
+        return np.zeros(len(x))
+    u = np.interp(x, uq, (left + right) / 2 if left is not right else right)
     n = max(prof.n, 2)
     return ndtri(np.clip(u, 0.5 / n, 1 - 0.5 / n))
-
-
-def _cdf_points(q: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    uq, first, counts = np.unique(q, return_index=True, return_counts=True)
-    u = np.linspace(0.0, 1.0, len(q))
-    mid = (u[first] + u[first + counts - 1]) / 2
-    if len(uq) == 1:
-        return np.array([uq[0] - 1e-12, uq[0] + 1e-12]), np.array([0.0, 1.0])
-    return uq, mid
 
 
 def joint_profile(columns: dict[str, Sequence[Any]], feats: dict[str, NumericProfile], *, rows: int,

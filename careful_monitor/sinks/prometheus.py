@@ -30,8 +30,6 @@ class Metrics:
                                      ["model", "feature", "reference", "test"], registry=r)
         self.drift_p_value = Gauge(P + "drift_p_value", "Last window's p-value per feature, reference and test.",
                                    ["model", "feature", "reference", "test"], registry=r)
-        self.drift_effect = Gauge(P + "drift_effect", "Last window's effect size (judged against policy.min_effect).",
-                                  ["model", "feature", "reference", "test"], registry=r)
         self.drift_detected = Gauge(P + "drift_detected", "1 when a feature was flagged (BH + effect floor) in the last window.",
                                     ["model", "feature"], registry=r)
         self.collapse_signal = Gauge(P + "collapse_signal", "Collapse signature value in the last window, against the anchor.",
@@ -101,7 +99,6 @@ class Metrics:
         for feature, reference, r, _flagged in outcome.tests:
             c(self.drift_statistic, model, feature, reference, r.test).set(r.statistic)
             c(self.drift_p_value, model, feature, reference, r.test).set(r.p_value)
-            c(self.drift_effect, model, feature, reference, r.test).set(r.effect)
             if r.test in SIGNATURE_NAMES:
                 c(self.collapse_signal, model, feature, r.test).set(r.statistic)
                 if version is not None:

@@ -56,20 +56,33 @@ def parse_ts(value: Any) -> float | None:
     raise ValueError(f"ts must be epoch seconds or RFC 3339, got {type(value).__name__}")
 
 
-def _check_map(name: str, m: Any, allow_probs: bool) -> str | None:
+_SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
+_NUMBER_TYPES = frozenset({int, float})
+_OUTPUT_TYPES = _SCALAR_TYPES | {dict}
+_EMPTY: dict = {}
+
+
+def _check_map(name: str, m: Any, allowed: frozenset) -> str | None:
+    """None when `m` is a flat map of allowed value types; otherwise what is wrong."""
     if m is None:
         return None
-    if not isinstance(m, dict):
+    if type(m) is not dict:
         return f"{name} must be a map, got {type(m).__name__}"
+    if set(map(type, m.values())) <= allowed:  # C-level type scan: no Python loop per value
+        return None
     for k, v in m.items():
-        if isinstance(v, _SCALARS):
-            continue
-        if allow_probs and k == "probs" and isinstance(v, dict):
-            for pk, pv in v.items():
-                if not isinstance(pv, (int, float)) or isinstance(pv, bool):
-                    return f"outputs.probs.{pk} must be a number"
-            continue
-        return f"{name}.{k} must be a number, string, bool or null, got {type(v).__name__}"
+        if type(v) not in _SCALAR_TYPES and not (allowed is _OUTPUT_TYPES and k == "probs" and type(v) is dict):
+            return f"{name}.{k} must be a number, string, bool or null, got {type(v).__name__}"
+    return None
+
+
+def _check_probs(outputs: dict) -> str | None:
+    probs = outputs.get("probs")
+    if type(probs) is dict and not set(map(type, probs.values())) <= _NUMBER_TYPES:
+        return "outputs.probs must map labels to numbers"
+    for k, v in outputs.items():
+        if type(v) is dict and k != "probs":
+            return f"outputs.{k} must be a number, string, bool or null, got dict"
     return None
 
 
@@ -78,62 +91,71 @@ class EventDecoder:
 
     def __init__(self, features: dict[str, Sequence[str]], max_event_bytes: int) -> None:
         self.max_event_bytes = max_event_bytes
-        # feature "inputs.amount" -> ("inputs", "amount"), per model
+        # per model: [(feature, section, key)], e.g. ("inputs.amount", "inputs", "amount")
         self.features = {m: [(f, *f.split(".", 1)) for f in feats] for m, feats in features.items()}
 
     def decode(self, lines: Sequence[bytes], fallback_ts: Sequence[float | None] | None = None) -> Decoded:
         out = Decoded()
-        cols_by_model: dict[str, tuple[list, list, dict[str, list]]] = {}
+        # per model: ts, versions, inputs maps, outputs maps; columns are cut out at the end
+        rows: dict[str, tuple[list, list, list, list]] = {}
         limit = self.max_event_bytes
         loads = orjson.loads
+        reject = out.rejected.append
+        known = self.features
         for i, raw in enumerate(lines):
             if len(raw) > limit:
-                out.rejected.append(Rejected(raw, "too_large", f"{len(raw)} bytes > limits.max_event_bytes={limit}"))
+                reject(Rejected(raw, "too_large", f"{len(raw)} bytes > limits.max_event_bytes={limit}"))
                 continue
             try:
                 ev = loads(raw)
             except orjson.JSONDecodeError as exc:
-                out.rejected.append(Rejected(raw, "decode", f"not JSON: {exc}"))
+                reject(Rejected(raw, "decode", f"not JSON: {exc}"))
                 continue
-            if not isinstance(ev, dict):
-                out.rejected.append(Rejected(raw, "schema", f"event must be a JSON object, got {type(ev).__name__}"))
+            if type(ev) is not dict:
+                reject(Rejected(raw, "schema", f"event must be a JSON object, got {type(ev).__name__}"))
                 continue
             model = ev.get("model")
-            if not isinstance(model, str) or not model:
-                out.rejected.append(Rejected(raw, "schema", "missing or non-string 'model'"))
+            if type(model) is not str or not model:
+                reject(Rejected(raw, "schema", "missing or non-string 'model'"))
                 continue
-            feats = self.features.get(model)
-            if feats is None:
-                out.rejected.append(Rejected(raw, "unknown_model", f"model {model[:100]!r} is not configured"))
+            if model not in known:
+                reject(Rejected(raw, "unknown_model", f"model {model[:100]!r} is not configured"))
                 continue
             inputs, outputs = ev.get("inputs"), ev.get("outputs")
-            problem = _check_map("inputs", inputs, False) or _check_map("outputs", outputs, True)
-            if problem is None:
+            problem = _check_map("inputs", inputs, _SCALAR_TYPES) or _check_map("outputs", outputs, _OUTPUT_TYPES)
+            if problem is None and outputs:
+                problem = _check_probs(outputs) if dict in set(map(type, outputs.values())) else None
+            ts = ev.get("ts")
+            if problem is None and type(ts) is not float:
                 try:
-                    ts = parse_ts(ev.get("ts"))
+                    ts = parse_ts(ts)
                 except (ValueError, TypeError, OverflowError) as exc:
                     problem = f"bad ts: {exc}"
-            if problem is None:
-                version = ev.get("model_version")
-                if version is not None and not isinstance(version, (str, int, float)) or isinstance(version, bool):
+            version = ev.get("model_version")
+            if problem is None and version is not None:
+                if type(version) not in (str, int, float):
                     problem = "model_version must be a string or number"
+                else:
+                    version = str(version)
             if problem is not None:
-                out.rejected.append(Rejected(raw, "schema", problem))
+                reject(Rejected(raw, "schema", problem))
                 continue
             if ts is None and fallback_ts is not None:
                 ts = fallback_ts[i]
-            entry = cols_by_model.get(model)
+            entry = rows.get(model)
             if entry is None:
-                entry = cols_by_model[model] = ([], [], {f: [] for f, _, _ in feats})
+                entry = rows[model] = ([], [], [], [])
             entry[0].append(ts)
-            entry[1].append(None if version is None else str(version))
-            cols = entry[2]
-            sections = {"inputs": inputs or {}, "outputs": outputs or {}}
-            for f, section, name in feats:
-                cols[f].append(sections[section].get(name))
-            out.accepted += 1
-        for model, (ts_list, versions, cols) in cols_by_model.items():
+            entry[1].append(version)
+            entry[2].append(inputs or _EMPTY)
+            entry[3].append(outputs or _EMPTY)
+        for model, (ts_list, versions, ins, outs) in rows.items():
+            cols = {}
+            for f, section, key in known[model]:
+                maps = ins if section == "inputs" else outs
+                cols[f] = [m.get(key) for m in maps]
             out.batches[model] = ModelBatch(ts_list, versions, cols)
+            out.accepted += len(ts_list)
         return out
 
 

@@ -34,7 +34,8 @@ class SpreadRatio:
     def compare(self, ref: NumericProfile, window: WindowColumn) -> TestResult | None:
         if window.n < 20 or ref.std <= 0:
             return None
-        var = float(window.x.var(ddof=1))
+        d = window.x - window.x.mean()
+        var = float(d @ d) / (window.n - 1)
         ratio_var = var / (ref.std ** 2)
         z = (ratio_var - 1.0) / math.sqrt(max(ref.kurtosis - 1.0, 0.1) / window.n)
         sd_ratio = math.sqrt(ratio_var)

@@ -39,7 +39,7 @@ def ks_distance(window: WindowColumn, ref: NumericProfile) -> float:
         f_right = (vals >= uq[0]).astype(float)
     else:
         f_right = np.interp(vals, uq, u_right)
-        f_left = np.interp(vals, uq, u_left)
+        f_left = f_right if u_left is u_right else np.interp(vals, uq, u_left)
     return float(max(np.abs(w_right - f_right).max(), np.abs(w_left - f_left).max()))
 
 
