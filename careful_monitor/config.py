@@ -101,7 +101,7 @@ class PolicyConfig(_Strict):
     min_effect: MinEffect = Field(default_factory=MinEffect)
     attribution: AttributionConfig = Field(default_factory=AttributionConfig)
     detector: Literal["cusum", "adwin", "page_hinkley", "kswin", "none"] = "cusum"
-    cusum_threshold: float = Field(12.0, gt=0)
+    cusum_threshold: float = Field(19.0, gt=0)
     cusum_drift: float = Field(0.25, ge=0)
 
     @model_validator(mode="after")
