@@ -359,6 +359,94 @@ def replay(config_path: str | None, files: tuple[str, ...], flush: bool, port: i
             click.echo(f"  dead letters: {cfg.dead_letters_path}")
 
 
+# --- Kafka: run, topics, simulate -------------------------------------------------------------
+
+@main.command()
+@config_option
+@click.option("--port", type=int, default=None, help="HTTP port for /metrics, probes and the API (default: http.port).")
+@handle_errors
+def run(config_path: str | None, port: int | None) -> None:
+    """The long-running Kafka service: consume events, evaluate windows, publish alerts.
+
+    Offsets are committed only after the window results, alerts and engine state they cover are
+    stored; SIGTERM finishes the current batch, persists, commits and exits 0.
+    """
+    import signal
+    import threading
+
+    from careful_monitor.sinks.prometheus import Metrics
+
+    cfg = _load(config_path)
+    if cfg.kafka.runtime == "faust":
+        raise CarefulError("kafka.runtime 'faust' is not in this build yet; set kafka.runtime: consumer "
+                           "(or CAREFUL_MONITOR_KAFKA__RUNTIME=consumer)")
+    from careful_monitor.runtime.consumer import ConsumerService
+
+    store = _open_store(cfg)
+    metrics = Metrics()
+    service = ConsumerService(cfg, store, metrics)
+    from careful_monitor.runtime.http import ServerThread, make_app
+
+    server = ServerThread(make_app(metrics, store, is_ready=lambda: service.ready, models=lambda: list(cfg.models)),
+                          cfg.http.host, cfg.http.port if port is None else port).start()
+    log.info("serving /metrics, /healthz, /readyz and /api on %s", server.url)
+    stop = threading.Event()
+
+    def _stop(signum, _frame) -> None:
+        log.info("received %s: finishing the batch, persisting, committing", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    try:
+        service.run(stop)
+    finally:
+        server.stop()
+        store.close()
+
+
+@main.group()
+def topics() -> None:
+    """Kafka topics of the service."""
+
+
+@topics.command("create")
+@config_option
+@handle_errors
+def topics_create(config_path: str | None) -> None:
+    """Create the events, alerts and dead-letter topics (partitions, replication, retention from config); idempotent."""
+    from careful_monitor.runtime.topics import create_topics
+
+    cfg = _load(config_path)
+    for topic, status in create_topics(cfg).items():
+        click.echo(f"{topic}: {status}")
+
+
+@main.command()
+@config_option
+@click.option("--file", "files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Produce the events of this JSONL file instead of the demo scenario (repeatable).")
+@click.option("--rate", type=float, default=None, help="Events per second (default: as fast as possible).")
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed of the demo scenario.")
+@click.option("--windows", type=int, default=20, show_default=True, help="Windows of the demo scenario.")
+@handle_errors
+def simulate(config_path: str | None, files: tuple[str, ...], rate: float | None, seed: int, windows: int) -> None:
+    """Produce a seeded scenario (the demo's drifting stream) or JSONL files to the events topic, keyed by model."""
+    import numpy as np
+
+    from careful_monitor.runtime.producer import produce_lines
+    from careful_monitor.scenarios import demo as scenario
+
+    cfg = _load(config_path)
+    if files:
+        lines = [line.rstrip(b"\n") for f in files for line in Path(f).read_bytes().splitlines() if line.strip()]
+    else:
+        lines = [orjson.dumps(e) for e in scenario.live_events(np.random.default_rng(seed), windows=windows)]
+    t0 = time.perf_counter()
+    n = produce_lines(cfg, lines, rate=rate)
+    click.echo(f"produced {n} events to {cfg.kafka.topics.events} in {time.perf_counter() - t0:.1f}s")
+
+
 # --- demo -------------------------------------------------------------------------------------
 
 @main.command()
@@ -383,16 +471,27 @@ def demo(workdir: str, serve: bool, kafka: bool, port: int | None, seed: int, wi
 # --- bench ------------------------------------------------------------------------------------
 
 @main.command()
+@click.option("--quality", is_flag=True, help="Detection quality instead of speed: delays and false alarms vs river.")
 @click.option("--quick", is_flag=True, help="Smaller workloads (for a smoke run).")
 @click.option("--memory", "memory_events", type=int, default=0,
               help="Also run the memory soak over this many events (e.g. 5000000).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @handle_errors
-def bench(quick: bool, memory_events: int, as_json: bool) -> None:
-    """Benchmarks side by side with peers in one run (window scoring, replay throughput, memory, profile size)."""
-    from careful_monitor.bench import run_bench
+def bench(quality: bool, quick: bool, memory_events: int, as_json: bool) -> None:
+    """Benchmarks side by side with peers in one run.
 
-    results = run_bench(quick=quick, memory_events=memory_events, echo=None if as_json else click.echo)
+    Speed (default): window scoring vs scipy, replay throughput, memory, profile size.
+    --quality: detection delay and false alarms on seeded streams, beside river's detectors.
+    """
+    echo = None if as_json else click.echo
+    if quality:
+        from careful_monitor.quality import run_quality
+
+        results = run_quality(quick=quick, echo=echo)
+    else:
+        from careful_monitor.bench import run_bench
+
+        results = run_bench(quick=quick, memory_events=memory_events, echo=echo)
     if as_json:
         click.echo(orjson.dumps(results).decode())
 

@@ -101,7 +101,7 @@ class PolicyConfig(_Strict):
     min_effect: MinEffect = Field(default_factory=MinEffect)
     attribution: AttributionConfig = Field(default_factory=AttributionConfig)
     detector: Literal["cusum", "adwin", "page_hinkley", "kswin", "none"] = "cusum"
-    cusum_threshold: float = Field(19.0, gt=0)
+    cusum_threshold: float = Field(20.0, gt=0)
     cusum_drift: float = Field(0.25, ge=0)
 
     @model_validator(mode="after")
@@ -144,7 +144,8 @@ class SecurityConfig(_Strict):
 class KafkaConfig(_Strict):
     bootstrap: str = "localhost:9092"
     group: str = "careful-monitor"
-    runtime: Literal["faust", "consumer"] = "faust"
+    # the plain consumer-group loop is the default until the Faust runtime lands (see README)
+    runtime: Literal["faust", "consumer"] = "consumer"
     topics: TopicsConfig = Field(default_factory=TopicsConfig)
     partitions: int = Field(6, ge=1)
     replication_factor: int = Field(1, ge=1)

@@ -47,7 +47,7 @@ class MonitorSpec:
     min_share: float = 0.1
     max_share_se: float = 0.1
     detector: str = "cusum"
-    cusum_threshold: float = 19.0
+    cusum_threshold: float = 20.0
     cusum_drift: float = 0.25
     versions_per_model: int = 5
 

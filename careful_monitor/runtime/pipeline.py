@@ -96,6 +96,13 @@ class Pipeline:
         self._versions: dict[str, list[str]] = {m: list(mon.version_order) for m, mon in self.monitors.items()}
         self.dirty: set[str] = set()
 
+    def reload(self, states: dict[str, bytes]) -> None:
+        """Replace every monitor's state with the stored one (after a Kafka partition assignment)."""
+        for model, mon in list(self.monitors.items()):
+            self.monitors[model] = ModelMonitor(model, mon.spec, mon.anchor, mon.synthetic, snapshot=states.get(model))
+            self._versions[model] = list(self.monitors[model].version_order)
+        self.dirty.clear()
+
     def handle(self, lines: Sequence[bytes], fallback_ts: Sequence[float | None] | None = None) -> BatchReport:
         """Decode and process one batch; nothing is persisted until `persist`."""
         decoded = self.decoder.decode(lines, fallback_ts)
