@@ -14,10 +14,10 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from river import drift
-
 
 def _build(kind: str):
+    from river import drift  # imported on use: river's package init pulls in optional I/O modules
+
     if kind == "adwin":
         return drift.ADWIN()
     if kind == "page_hinkley":
