@@ -7,6 +7,8 @@ export PIP_CACHE_DIR ?= $(CURDIR)/.cache/pip
 
 .PHONY: install install-test demo test unit bench clean
 
+include deploy/kafka/kafka.mk
+
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
