@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import os
 import signal
 import subprocess
@@ -167,3 +168,166 @@ def test_kill_9_and_restart_loses_and_duplicates_nothing(tmp_path, kafka_bootstr
     ref_windows, ref_alerts = replay_reference
     assert strip(windows) == strip(ref_windows)
     assert strip_alerts(alerts) == strip_alerts(ref_alerts)
+
+
+MODELS = ["router-a", "router-b", "router-c"]
+
+
+def _multi_model(tmp_path: Path, scenario_files, bootstrap: str, name: str) -> tuple[Path, Path]:
+    """A config with three models (same datasets) and an events file interleaving their streams."""
+    base = make_config(tmp_path, scenario_files, bootstrap, name)
+    cfg = yaml.safe_load(base.read_text())
+    model_cfg = cfg["models"].pop(scenario.MODEL)
+    cfg["models"] = {m: model_cfg for m in MODELS}
+    base.write_text(yaml.safe_dump(cfg))
+    events = [orjson.loads(line) for line in scenario_files["events"].read_bytes().splitlines()
+              if line.startswith(b'{"model":"ticket-router"')]
+    lines = []
+    for i, ev in enumerate(events[: 4 * 1000 * len(MODELS)]):
+        ev["model"] = MODELS[i % len(MODELS)]
+        lines.append(orjson.dumps(ev))
+    path = tmp_path / f"{name}-events.jsonl"
+    path.write_bytes(b"\n".join(lines) + b"\n")
+    return base, path
+
+
+def _all_windows(cfg_path: Path) -> dict[str, list[dict]]:
+    from careful_monitor.config import load_config
+    from careful_monitor.store import Store
+
+    st = Store(load_config(cfg_path, environ={}).store_url)
+    try:
+        return {m: strip(st.last_windows(m, 10_000)) for m in MODELS}
+    finally:
+        st.close()
+
+
+def test_two_workers_split_partitions_and_agree_with_one(tmp_path, kafka_bootstrap, scenario_files) -> None:
+    ref_cfg, events = _multi_model(tmp_path, scenario_files, "127.0.0.1:1", "ref")
+    assert cm("replay", "--config", str(ref_cfg), "--no-http", str(events)).returncode == 0
+    expected = _all_windows(ref_cfg)
+    assert all(len(w) == 4 for w in expected.values())
+
+    cfg, _ = _multi_model(tmp_path, scenario_files, kafka_bootstrap, "pair")
+    assert cm("topics", "create", "--config", str(cfg)).returncode == 0
+    producer = spawn("simulate", "--config", str(cfg), "--file", str(events), "--rate", "3000")
+    first = spawn("run", "--config", str(cfg), "--port", "0")
+    workers = [first]
+    try:
+        # the second worker joins while the stream is flowing: a rebalance in mid-stream
+        wait_windows_any(cfg, 1, first)
+        workers.append(spawn("run", "--config", str(cfg), "--port", "0"))
+        assert producer.wait(timeout=120) == 0
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline and any(len(w) < 4 for w in _all_windows(cfg).values()):
+            assert all(p.poll() is None for p in workers)
+            time.sleep(0.5)
+        for p in workers:
+            p.send_signal(signal.SIGTERM)
+        assert [p.wait(timeout=60) for p in workers] == [0, 0]
+    finally:
+        for p in (*workers, producer):
+            if p.poll() is None:
+                p.kill()
+    assert _all_windows(cfg) == expected
+
+
+def wait_windows_any(cfg_path: Path, n: int, proc: subprocess.Popen, deadline_s: float = 120) -> None:
+    deadline = time.monotonic() + deadline_s
+    while time.monotonic() < deadline:
+        if sum(len(w) for w in _all_windows(cfg_path).values()) >= n:
+            return
+        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        time.sleep(0.3)
+    raise AssertionError("no window stored before the deadline")
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _status(url: str) -> int:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return 0
+
+
+def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:
+    """The group's committed offsets, read without joining the group."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    c = KafkaConsumer(bootstrap_servers=bootstrap, group_id=group, enable_auto_commit=False)
+    try:
+        return {p: c.committed(TopicPartition(topic, p)) for p in sorted(c.partitions_for_topic(topic) or [])}
+    finally:
+        c.close()
+
+
+def test_store_outage_stops_commits_and_loses_nothing(tmp_path, kafka_bootstrap, scenario_files, replay_reference,
+                                                      postgres_server) -> None:
+    pg = Path(__file__).resolve().parents[2] / "deploy" / "postgres" / "pg.sh"
+    datadir = Path(tempfile.mkdtemp(prefix="careful-outage-"))
+    os.chmod(datadir, 0o777)
+    port = _free_port()
+    subprocess.run([str(pg), "start", str(datadir / "pg"), str(port)], check=True, timeout=120, capture_output=True)
+    try:
+        import psycopg
+
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with psycopg.connect(f"host=127.0.0.1 port={port} user=postgres dbname=postgres", autocommit=True) as c:
+                    c.execute('CREATE DATABASE "outage"')
+                break
+            except psycopg.OperationalError:
+                assert time.monotonic() < deadline
+                time.sleep(0.3)
+        cfg = make_config(tmp_path, scenario_files, kafka_bootstrap, "outage")
+        doc = yaml.safe_load(cfg.read_text())
+        doc["store"] = {"url": f"postgresql://postgres@127.0.0.1:{port}/outage"}
+        cfg.write_text(yaml.safe_dump(doc))
+        for n in (scenario.ANCHOR, scenario.COLLAPSED, scenario.FAITHFUL):
+            assert cm("datasets", "register", "--config", str(cfg), str(scenario_files[f"card:{n}"])).returncode == 0
+        assert cm("topics", "create", "--config", str(cfg)).returncode == 0
+        http = _free_port()
+        producer = spawn("simulate", "--config", str(cfg), "--file", str(scenario_files["events"]), "--rate", "1500")
+        proc = spawn("run", "--config", str(cfg), "--port", str(http))
+        try:
+            wait_windows(cfg, 2, proc)
+            subprocess.run([str(pg), "stop", str(datadir / "pg")], check=True, timeout=120, capture_output=True)
+            deadline = time.monotonic() + 60
+            while _status(f"http://127.0.0.1:{http}/readyz") != 503:
+                assert time.monotonic() < deadline, "never reported not-ready while the store was down"
+                time.sleep(0.3)
+            group = doc["kafka"]["group"]
+            topic = doc["kafka"]["topics"]["events"]
+            before = _committed(kafka_bootstrap, group, topic)
+            assert producer.wait(timeout=120) == 0  # events keep arriving during the outage
+            assert _committed(kafka_bootstrap, group, topic) == before  # ... and nothing is committed meanwhile
+            assert proc.poll() is None  # the service stays up
+            subprocess.run([str(pg), "start", str(datadir / "pg"), str(port)], check=True, timeout=120, capture_output=True)
+            wait_windows(cfg, WINDOWS, proc)
+            assert _status(f"http://127.0.0.1:{http}/readyz") == 200
+            proc.send_signal(signal.SIGTERM)
+            assert proc.wait(timeout=60) == 0
+        finally:
+            for p in (proc, producer):
+                if p.poll() is None:
+                    p.kill()
+        windows, alerts = stored(cfg)
+        ref_windows, ref_alerts = replay_reference
+        assert strip(windows) == strip(ref_windows)
+        assert strip_alerts(alerts) == strip_alerts(ref_alerts)
+    finally:
+        subprocess.run([str(pg), "stop", str(datadir / "pg")], timeout=120, capture_output=True)
