@@ -75,10 +75,10 @@ def bench_window(repeat: int = 30) -> dict[str, float]:
 FEATURES_15 = {**{f"inputs.x{i}": "numeric" for i in range(15)}, "outputs.probs": "probs"}
 
 
-def _event_lines(rng: np.random.Generator, n: int, start: int, shift: float = 0.0) -> list[bytes]:
+def _event_lines(rng: np.random.Generator, n: int, start: int, shift: float = 0.0, numeric: int = 15) -> list[bytes]:
     import orjson
 
-    x = np.round(rng.normal(shift, 1.0, (n, 15)), 4).tolist()
+    x = np.round(rng.normal(shift, 1.0, (n, numeric)), 4).tolist()
     z = rng.normal(size=(n, 3))
     p = np.exp(z)
     p = np.round(p / p.sum(axis=1, keepdims=True), 4).tolist()
@@ -88,8 +88,8 @@ def _event_lines(rng: np.random.Generator, n: int, start: int, shift: float = 0.
                    "outputs": {"probs": {"a": p[i][0], "b": p[i][1], "c": p[i][2]}}}) for i in range(n)]
 
 
-def _rows(rng: np.random.Generator, n: int, sd: float = 1.0) -> dict[str, list]:
-    cols: dict[str, list] = {f"inputs.x{i}": rng.normal(0, sd, n).tolist() for i in range(15)}
+def _rows(rng: np.random.Generator, n: int, sd: float = 1.0, numeric: int = 15) -> dict[str, list]:
+    cols: dict[str, list] = {f"inputs.x{i}": rng.normal(0, sd, n).tolist() for i in range(numeric)}
     z = rng.normal(size=(n, 3))
     p = np.exp(z)
     p /= p.sum(axis=1, keepdims=True)
@@ -97,7 +97,7 @@ def _rows(rng: np.random.Generator, n: int, sd: float = 1.0) -> dict[str, list]:
     return cols
 
 
-def _pipeline(workdir: Path):
+def _pipeline(workdir: Path, numeric: int = 15, overrides: dict | None = None):
     from careful_monitor.config import load_config
     from careful_monitor.engine.profile import ReferenceProfile
     from careful_monitor.runtime.pipeline import Pipeline
@@ -105,19 +105,20 @@ def _pipeline(workdir: Path):
     from careful_monitor.store import Store
 
     rng = np.random.default_rng(1)
+    features = {**{f"inputs.x{i}": "numeric" for i in range(numeric)}, "outputs.probs": "probs"}
     cfg = load_config(None, environ={}, overrides={
         "models": {"bench": {"anchor": "bench-real", "training_mix": {"bench-real": 0.5, "bench-synth": 0.5},
-                             "features": FEATURES_15}},
-        "store": {"url": f"sqlite:///{workdir / 'bench.db'}"}})
+                             "features": features}},
+        "store": {"url": f"sqlite:///{workdir / 'bench.db'}"}, **(overrides or {})})
     store = Store(cfg.store_url)
-    anchor = build_profile("bench-real", "real", _rows(rng, 20_000), kinds=FEATURES_15, rng=rng)
-    synth = build_profile("bench-synth", "synthetic", _rows(rng, 10_000, 0.7), kinds=FEATURES_15, anchor=anchor,
+    anchor = build_profile("bench-real", "real", _rows(rng, 20_000, numeric=numeric), kinds=features, rng=rng)
+    synth = build_profile("bench-synth", "synthetic", _rows(rng, 10_000, 0.7, numeric=numeric), kinds=features, anchor=anchor,
                           anchored_by="bench-real", rng=rng)
     for prof in (anchor, synth):
         store.put_dataset(name=prof.name, role=prof.role, anchored_by=prof.anchored_by, card={"name": prof.name},
                           profile=prof.to_bytes(), n_rows=prof.n_rows, data_sha256="-", by="bench")
     _ = ReferenceProfile
-    return Pipeline(cfg, store, Metrics()), store
+    return Pipeline(cfg, store, Metrics()), store, cfg
 
 
 def bench_replay(events: int) -> dict[str, float]:
@@ -142,7 +143,7 @@ def bench_replay(events: int) -> dict[str, float]:
             orjson.loads(line)
         orjson_rate = events / (time.perf_counter() - t0)
         del lines
-        pipeline, store = _pipeline(Path(tmp))
+        pipeline, store, _ = _pipeline(Path(tmp))
         t0 = time.perf_counter()
         stats = replay(pipeline, [str(path)])
         elapsed = time.perf_counter() - t0
@@ -164,7 +165,7 @@ def bench_memory(events: int, echo: Echo) -> dict[str, float]:
     rng = np.random.default_rng(9)
     batch = 10_000
     with tempfile.TemporaryDirectory() as tmp:
-        pipeline, store = _pipeline(Path(tmp))
+        pipeline, store, _ = _pipeline(Path(tmp))
         rss_100k = peak = None
         done = 0
         t0 = time.perf_counter()
@@ -204,9 +205,21 @@ def bench_profile_size(rows: int) -> dict[str, float]:
             "kib_per_feature": size / 1024 / len(prof.features), "build_seconds": seconds}
 
 
-def run_bench(*, quick: bool = False, memory_events: int = 0, echo: Echo = print) -> dict[str, Any]:
+def run_bench(*, quick: bool = False, memory_events: int = 0, kafka: bool = False, bootstrap: str | None = None,
+              echo: Echo = print) -> dict[str, Any]:
     say = echo or (lambda s: None)
     results: dict[str, Any] = {"machine": {"cpus": os.cpu_count()}}
+    if kafka:
+        n = 50_000 if quick else 200_000
+        say(f"Kafka: {n:,} events on one local broker, windows of 1,000, anchor + 1 synthetic set")
+        k = bench_kafka(n, bootstrap, echo)
+        results["kafka"] = k
+        say(f"  bare kafka-python poll + orjson (the limit): {k['bare_kafka_python_loop_per_s']:>10,.0f} events/s")
+        say(f"  replay of the same events from a file:       {k['replay_per_s']:>10,.0f} events/s")
+        say(f"  run, consumer runtime (default):             {k['run_consumer_per_s']:>10,.0f} events/s "
+            f"({k['run_consumer_per_s'] / k['replay_per_s']:.0%} of replay; target >= 25,000 and >= 70 %)")
+        say(f"  run, faust runtime:                          {k['run_faust_per_s']:>10,.0f} events/s")
+        return results
     say("window scoring: reference 10,000 x 20 numeric, window 1,000 x 20 (+0.5 sd in 5 columns), one reference")
     w = bench_window(10 if quick else 30)
     results["window"] = w
@@ -236,3 +249,143 @@ def run_bench(*, quick: bool = False, memory_events: int = 0, echo: Echo = print
         say(f"  RSS after 100k: {m['rss_after_100k_mib']:.0f} MiB, peak after: {m['rss_peak_mib']:.0f} MiB, "
             f"growth {m['growth_pct']:.1f} % (target <= 10 %)")
     return results
+
+
+# --- Kafka ----------------------------------------------------------------------------------------
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _local_broker(workdir: Path):
+    """Start deploy/kafka/broker.sh on free ports (from a source checkout); returns (bootstrap, stop)."""
+    import subprocess
+
+    script = Path.cwd() / "deploy" / "kafka" / "broker.sh"
+    if not script.exists():
+        script = Path(__file__).resolve().parents[1] / "deploy" / "kafka" / "broker.sh"
+    if not script.exists():
+        raise RuntimeError("bench --kafka needs deploy/kafka/broker.sh (run it from a source checkout) or --bootstrap")
+    port = _free_port()
+    env = {**os.environ, "PORT": str(port), "CONTROLLER_PORT": str(_free_port()), "LOG_DIR": str(workdir / "kafka")}
+    subprocess.run([str(script), "start"], env=env, check=True, capture_output=True, timeout=600)
+    from kafka.admin import KafkaAdminClient
+
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            KafkaAdminClient(bootstrap_servers=f"127.0.0.1:{port}", request_timeout_ms=3000).close()
+            break
+        except Exception:  # noqa: BLE001 - not up yet
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.3)
+    return f"127.0.0.1:{port}", lambda: subprocess.run([str(script), "stop"], env=env, capture_output=True, timeout=120)
+
+
+def _run_rate(cfg_path: Path, store_url: str, windows: int, window_size: int) -> float:
+    """Start `careful-monitor run`; events/s between the first and the last stored window."""
+    import signal
+    import subprocess
+    import sys
+
+    from careful_monitor.store import Store
+
+    store = Store(store_url)
+    proc = subprocess.Popen([sys.executable, "-m", "careful_monitor.cli", "--log-level", "warning", "run",
+                             "--config", str(cfg_path), "--port", "0"], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    first = last = None
+    try:
+        deadline = time.monotonic() + 900
+        while time.monotonic() < deadline:
+            n = store.count_windows("bench")
+            now = time.perf_counter()
+            if n >= 1 and first is None:
+                first = (now, n)
+            if n >= windows:
+                last = (now, n)
+                break
+            if proc.poll() is not None:
+                raise RuntimeError(proc.stderr.read().decode()[-2000:])
+            time.sleep(0.05)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(60)
+        store.close()
+    if first is None or last is None or last[1] == first[1]:
+        return float("nan")
+    return (last[1] - first[1]) * window_size / (last[0] - first[0])
+
+
+def bench_kafka(events: int, bootstrap: str | None = None, echo: Echo = None) -> dict[str, float]:
+    """Events/s on one local broker: each runtime end to end, replay of the same file, the bare client loop."""
+    import orjson
+    import yaml
+    from kafka import KafkaConsumer
+
+    from careful_monitor.runtime.producer import produce_lines
+    from careful_monitor.runtime.replay import replay
+    from careful_monitor.runtime.topics import create_topics
+
+    say = echo or (lambda s: None)
+    out: dict[str, float] = {"events": events}
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        stop = None
+        if bootstrap is None:
+            bootstrap, stop = _local_broker(work)
+        try:
+            rng = np.random.default_rng(5)
+            lines = _event_lines(rng, events, 0, numeric=19)
+            path = work / "events.jsonl"
+            path.write_bytes(b"\n".join(lines) + b"\n")
+            pipeline, store, cfg = _pipeline(work, numeric=19, overrides={
+                "kafka": {"bootstrap": bootstrap, "topics": {"events": "bench-ev", "alerts": "bench-al", "dead_letters": "bench-dl"}}})
+            create_topics(cfg)
+            t0 = time.perf_counter()
+            produce_lines(cfg, lines)
+            out["produce_per_s"] = events / (time.perf_counter() - t0)
+            say(f"  produced {events:,} events (19 numeric + probs = 20 features) at {out['produce_per_s']:,.0f}/s")
+            t0 = time.perf_counter()
+            replay(pipeline, [str(path)])
+            out["replay_per_s"] = events / (time.perf_counter() - t0)
+            store.close()
+            c = KafkaConsumer("bench-ev", bootstrap_servers=bootstrap, group_id=None, auto_offset_reset="earliest",
+                              enable_auto_commit=False, max_poll_records=5000, fetch_max_bytes=64 << 20,
+                              max_partition_fetch_bytes=8 << 20)
+            n, t_start = 0, None
+            while n < events:
+                for recs in c.poll(timeout_ms=500).values():
+                    t_start = t_start or time.perf_counter()
+                    for r in recs:
+                        orjson.loads(r.value)
+                    n += len(recs)
+            out["bare_kafka_python_loop_per_s"] = n / (time.perf_counter() - t_start)
+            c.close()
+            for runtime in ("consumer", "faust"):
+                db = work / f"{runtime}.db"
+                doc = {"models": cfg.model_dump(mode="json")["models"],
+                       "store": {"url": f"sqlite:///{db}"},
+                       "kafka": {"bootstrap": bootstrap, "runtime": runtime, "group": f"bench-{runtime}",
+                                 "topics": {"events": "bench-ev", "alerts": "bench-al", "dead_letters": "bench-dl"}}}
+                cfg_path = work / f"{runtime}.yaml"
+                cfg_path.write_text(yaml.safe_dump(doc))
+                from careful_monitor.store import Store
+
+                src = Store(cfg.store_url)
+                dst = Store(f"sqlite:///{db}")
+                for rec in src.list_datasets():
+                    dst.put_dataset(name=rec.name, role=rec.role, anchored_by=rec.anchored_by, card=rec.card,
+                                    profile=rec.profile, n_rows=rec.n_rows, data_sha256=rec.data_sha256, by="bench")
+                src.close()
+                dst.close()
+                say(f"  running the {runtime} runtime over the topic ...")
+                out[f"run_{runtime}_per_s"] = _run_rate(cfg_path, f"sqlite:///{db}", events // 1000, 1000)
+        finally:
+            if stop:
+                stop()
+    return out

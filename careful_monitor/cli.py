@@ -377,14 +377,13 @@ def run(config_path: str | None, port: int | None) -> None:
     from careful_monitor.sinks.prometheus import Metrics
 
     cfg = _load(config_path)
-    if cfg.kafka.runtime == "faust":
-        raise CarefulError("kafka.runtime 'faust' is not in this build yet; set kafka.runtime: consumer "
-                           "(or CAREFUL_MONITOR_KAFKA__RUNTIME=consumer)")
-    from careful_monitor.runtime.consumer import ConsumerService
-
     store = _open_store(cfg)
     metrics = Metrics()
-    service = ConsumerService(cfg, store, metrics)
+    if cfg.kafka.runtime == "faust":
+        from careful_monitor.runtime.faust_app import FaustService as Service
+    else:
+        from careful_monitor.runtime.consumer import ConsumerService as Service
+    service = Service(cfg, store, metrics)
     from careful_monitor.runtime.http import ServerThread, make_app
 
     server = ServerThread(make_app(metrics, store, is_ready=lambda: service.ready, models=lambda: list(cfg.models)),
@@ -396,8 +395,9 @@ def run(config_path: str | None, port: int | None) -> None:
         log.info("received %s: finishing the batch, persisting, committing", signal.Signals(signum).name)
         stop.set()
 
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    if cfg.kafka.runtime != "faust":  # the Faust worker installs its own handlers and stops the app
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
     try:
         service.run(stop)
     finally:
@@ -472,12 +472,14 @@ def demo(workdir: str, serve: bool, kafka: bool, port: int | None, seed: int, wi
 
 @main.command()
 @click.option("--quality", is_flag=True, help="Detection quality instead of speed: delays and false alarms vs river.")
+@click.option("--kafka", "kafka", is_flag=True, help="Kafka throughput: each runtime, replay and the bare client loop on one broker.")
+@click.option("--bootstrap", default=None, help="With --kafka: use this broker instead of starting deploy/kafka/broker.sh.")
 @click.option("--quick", is_flag=True, help="Smaller workloads (for a smoke run).")
 @click.option("--memory", "memory_events", type=int, default=0,
               help="Also run the memory soak over this many events (e.g. 5000000).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @handle_errors
-def bench(quality: bool, quick: bool, memory_events: int, as_json: bool) -> None:
+def bench(quality: bool, kafka: bool, bootstrap: str | None, quick: bool, memory_events: int, as_json: bool) -> None:
     """Benchmarks side by side with peers in one run.
 
     Speed (default): window scoring vs scipy, replay throughput, memory, profile size.
@@ -491,7 +493,7 @@ def bench(quality: bool, quick: bool, memory_events: int, as_json: bool) -> None
     else:
         from careful_monitor.bench import run_bench
 
-        results = run_bench(quick=quick, memory_events=memory_events, echo=echo)
+        results = run_bench(quick=quick, memory_events=memory_events, kafka=kafka, bootstrap=bootstrap, echo=echo)
     if as_json:
         click.echo(orjson.dumps(results).decode())
 

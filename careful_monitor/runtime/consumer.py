@@ -120,6 +120,11 @@ class ConsumerService:
                 lines.append(r.value if r.value is not None else b"")
                 fallback.append(r.timestamp / 1000.0 if r.timestamp is not None and r.timestamp >= 0 else None)
             offsets[tp] = records[-1].offset + 1
+        if self.process_batch(lines, fallback, {(tp.topic, tp.partition): off for tp, off in offsets.items()}):
+            self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+
+    def process_batch(self, lines: list[bytes], fallback: list[float | None], offsets: dict[tuple[str, int], int]) -> bool:
+        """Engine, dead letters, alerts, then one stored transaction with the offsets; True when stored."""
         report = self.pipeline.handle(lines, fallback)
         dead_topic = self.cfg.kafka.topics.dead_letters
         for rej in self._pending_rejects:
@@ -130,11 +135,11 @@ class ConsumerService:
             for alert in o.alerts:
                 self.producer.send(self.cfg.kafka.topics.alerts, key=alert["model"].encode(), value=orjson.dumps(alert))
         self.producer.flush()
-        stored = [(self.group, tp.topic, tp.partition, off) for tp, off in offsets.items()]
+        stored = [(self.group, topic, partition, off) for (topic, partition), off in offsets.items()]
         if self._retry(lambda: self.pipeline.persist(report.outcomes, stored), "store the batch") is False:
-            return  # stopping while the store is down: nothing committed, the next start resumes from the store
-        self.consumer.commit({tp: OffsetAndMetadata(off, "", -1) for tp, off in offsets.items()})
+            return False  # stopping while the store is down: nothing committed, the next start resumes from the store
         self.processed += len(lines)
+        return True
 
     def _retry(self, fn, what: str):
         """Call fn until it succeeds, backing off while the store is down; False if asked to stop."""

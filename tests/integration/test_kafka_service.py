@@ -114,8 +114,13 @@ def replay_reference(tmp_path, scenario_files):
     return stored(cfg)
 
 
-def test_run_matches_replay_and_routes_dead_letters(tmp_path, kafka_bootstrap, scenario_files, replay_reference) -> None:
+@pytest.mark.parametrize("runtime", ["consumer", "faust"])
+def test_run_matches_replay_and_routes_dead_letters(tmp_path, kafka_bootstrap, scenario_files, replay_reference,
+                                                    runtime) -> None:
     cfg = make_config(tmp_path, scenario_files, kafka_bootstrap, "run")
+    doc = yaml.safe_load(cfg.read_text())
+    doc["kafka"]["runtime"] = runtime
+    cfg.write_text(yaml.safe_dump(doc))
     assert cm("topics", "create", "--config", str(cfg)).returncode == 0
     again = cm("topics", "create", "--config", str(cfg))
     assert again.returncode == 0 and b"exists" in again.stdout
