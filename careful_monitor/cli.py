@@ -455,17 +455,17 @@ def simulate(config_path: str | None, files: tuple[str, ...], rate: float | None
 @click.option("--serve", is_flag=True, help="Keep /metrics and the API up until Ctrl-C.")
 @click.option("--kafka", is_flag=True, help="Run the scenario through a Kafka broker (see `careful-monitor run`).")
 @click.option("--port", type=int, default=None, help="HTTP port (default: http.port 9308; 0 = any free port).")
+@click.option("--bootstrap", default=None, help="With --kafka: this broker (default: $CAREFUL_MONITOR_KAFKA__BOOTSTRAP, "
+              "else a local one started from deploy/kafka).")
 @click.option("--seed", type=int, default=7, show_default=True, help="Scenario seed.")
 @click.option("--windows", type=int, default=20, show_default=True, help="Live windows of 1,000 events.")
 @handle_errors
-def demo(workdir: str, serve: bool, kafka: bool, port: int | None, seed: int, windows: int) -> None:
+def demo(workdir: str, serve: bool, kafka: bool, port: int | None, bootstrap: str | None, seed: int, windows: int) -> None:
     """A seeded scenario end to end: datasets, registration, a drifting stream, the retirement alert."""
     from careful_monitor.demo import run_demo
 
-    if kafka:
-        raise CarefulError("demo --kafka needs the Kafka service runtime, which is not in this build yet; "
-                           "run the embedded demo without --kafka")
-    run_demo(Path(workdir), serve=serve, port=port, seed=seed, windows=windows)
+    run_demo(Path(workdir), serve=serve, port=port, seed=seed, windows=windows, kafka=kafka,
+             bootstrap=bootstrap or os.environ.get("CAREFUL_MONITOR_KAFKA__BOOTSTRAP"))
 
 
 # --- bench ------------------------------------------------------------------------------------

@@ -20,6 +20,7 @@ from careful_monitor.engine.monitor import WindowOutcome
 from careful_monitor.scenarios import demo as scenario
 
 MARKER = ".careful-demo"
+MODEL_NAME = scenario.MODEL
 
 
 def _prepare(workdir: Path) -> None:
@@ -113,7 +114,58 @@ def _explain(alert: dict[str, Any]) -> list[str]:
     return lines
 
 
-def run_demo(workdir: Path, *, serve: bool, port: int | None, seed: int, windows: int) -> None:
+class _Stored:
+    """A stored window result in the shape `_window_line` reads."""
+
+    def __init__(self, result: dict[str, Any]) -> None:
+        self.result = result
+
+
+def _through_kafka(cfg_path: Path, cfg, store, metrics, events: Path, windows: int, bootstrap: str | None, workdir: Path):
+    """Produce the stream to a broker and run the Kafka service on it until every window is stored."""
+    import uuid
+
+    from careful_monitor.bench import _local_broker
+    from careful_monitor.runtime.consumer import ConsumerService
+    from careful_monitor.runtime.producer import produce_lines
+    from careful_monitor.runtime.topics import create_topics
+    stop_broker = None
+    if bootstrap is None:
+        click.echo("   starting a local Kafka broker (deploy/kafka/broker.sh) ...")
+        bootstrap, stop_broker = _local_broker(workdir)
+    tag = uuid.uuid4().hex[:6]
+    doc = yaml.safe_load(cfg_path.read_text())
+    doc["kafka"] = {"bootstrap": bootstrap, "group": f"careful-demo-{tag}", "runtime": "consumer",
+                    "topics": {"events": f"careful.demo.{tag}.events", "alerts": f"careful.demo.{tag}.alerts",
+                               "dead_letters": f"careful.demo.{tag}.dead-letters"}}
+    cfg_path.write_text("# written by careful-monitor demo --kafka\n" + yaml.safe_dump(doc, sort_keys=False))
+    kcfg = load_config(cfg_path, environ={})
+    try:
+        create_topics(kcfg)
+        lines = [line for line in events.read_bytes().splitlines() if line.strip()]
+        n = produce_lines(kcfg, lines)
+        click.echo(f"   produced {n} messages to {kcfg.kafka.topics.events} on {bootstrap}; consuming with `run`'s service")
+        service = ConsumerService(kcfg, store, metrics)
+        stop = threading.Event()
+        thread = threading.Thread(target=service.run, args=(stop,), daemon=True)
+        thread.start()
+        shown = 0
+        deadline = time.monotonic() + 300
+        while shown < windows and time.monotonic() < deadline:
+            for w in store.last_windows(MODEL_NAME, 10_000)[shown:]:
+                click.echo("   " + _window_line(_Stored(w)))  # type: ignore[arg-type]
+                shown += 1
+            time.sleep(0.2)
+        stop.set()
+        thread.join(60)
+    finally:
+        if stop_broker:
+            stop_broker()
+    return kcfg
+
+
+def run_demo(workdir: Path, *, serve: bool, port: int | None, seed: int, windows: int, kafka: bool = False,
+             bootstrap: str | None = None) -> None:
     from careful_monitor.registry import register
     from careful_monitor.runtime.pipeline import Pipeline
     from careful_monitor.runtime.replay import replay
@@ -147,23 +199,32 @@ def run_demo(workdir: Path, *, serve: bool, port: int | None, seed: int, windows
     click.echo(f"\n2. replaying {paths['events'].name}: {windows} windows of 1,000 events; "
                f"the stream starts like the anchor, then (model version 8) drifts toward {scenario.COLLAPSED}")
     click.echo("   win ver  flagged  attribution to the collapsed set          states                             top evidence")
-    stats = replay(pipeline, [str(paths["events"])], on_window=lambda o: click.echo("   " + _window_line(o)))
-    dead.close()
-    rejected = sum(stats.rejected.values())
-    click.echo(f"\n   {stats.accepted} events accepted, {rejected} rejected "
-               f"({', '.join(f'{k}={v}' for k, v in sorted(stats.rejected.items()))}) -> {cfg.dead_letters_path.name}")
+    if kafka:
+        dead.close()
+        kcfg = _through_kafka(paths["config"], cfg, store, metrics, paths["events"], windows, bootstrap, workdir)
+        alerts = store.list_alerts()
+        click.echo(f"\n   bad messages went to the dead-letter topic {kcfg.kafka.topics.dead_letters} with a reason header")
+    else:
+        stats = replay(pipeline, [str(paths["events"])], on_window=lambda o: click.echo("   " + _window_line(o)))
+        dead.close()
+        alerts = stats.alerts
+        rejected = sum(stats.rejected.values())
+        click.echo(f"\n   {stats.accepted} events accepted, {rejected} rejected "
+                   f"({', '.join(f'{k}={v}' for k, v in sorted(stats.rejected.items()))}) -> {cfg.dead_letters_path.name}")
     click.echo("\n3. alerts")
-    if not stats.alerts:
+    if not alerts:
         click.echo("   none")
-    for a in stats.alerts:
+    for a in alerts:
         for line in _explain(a):
             click.secho("   " + line, fg="red" if line.startswith("ALERT") else None)
-    states = pipeline.monitors[scenario.MODEL].states()
+    last = store.last_windows(scenario.MODEL, 1)
+    states = last[0]["states"] if last else pipeline.monitors[scenario.MODEL].states()
     click.echo(f"\n   final states: {', '.join(f'{k}={v}' for k, v in states.items())}")
     click.echo(f"\n4. where things are (demo took {time.perf_counter() - t0:.1f}s)")
     click.echo(f"   config:        {paths['config']}   (pass --config {paths['config']} to later commands)")
     click.echo(f"   database:      {store.url}")
-    click.echo(f"   dead letters:  {cfg.dead_letters_path}")
+    if not kafka:
+        click.echo(f"   dead letters:  {cfg.dead_letters_path}")
     click.echo(f"   alerts:        careful-monitor alerts list --config {paths['config']}")
     if server is not None:
         click.echo(f"   metrics / API: {server.url}/metrics  {server.url}/api/alerts  "
