@@ -376,6 +376,15 @@ def run(config_path: str | None, port: int | None) -> None:
 
     from careful_monitor.sinks.prometheus import Metrics
 
+    # handlers first: a SIGTERM during start-up must still mean "stop cleanly, exit 0"
+    stop = threading.Event()
+
+    def _stop(signum, _frame) -> None:
+        log.info("received %s: finishing the batch, persisting, committing", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
     cfg = _load(config_path)
     store = _open_store(cfg)
     metrics = Metrics()
@@ -389,15 +398,9 @@ def run(config_path: str | None, port: int | None) -> None:
     server = ServerThread(make_app(metrics, store, is_ready=lambda: service.ready, models=lambda: list(cfg.models)),
                           cfg.http.host, cfg.http.port if port is None else port).start()
     log.info("serving /metrics, /healthz, /readyz and /api on %s", server.url)
-    stop = threading.Event()
-
-    def _stop(signum, _frame) -> None:
-        log.info("received %s: finishing the batch, persisting, committing", signal.Signals(signum).name)
-        stop.set()
-
-    if cfg.kafka.runtime != "faust":  # the Faust worker installs its own handlers and stops the app
-        signal.signal(signal.SIGTERM, _stop)
-        signal.signal(signal.SIGINT, _stop)
+    if stop.is_set():
+        server.stop()
+        return
     try:
         service.run(stop)
     finally:

@@ -336,3 +336,69 @@ def run_windows(*, quick: bool = False, echo: Echo = print) -> dict[str, Any]:
     say(f"  {'correlation 0 -> 0.6, marginals unchanged':<46} {'joint flagged in window ' + str(co):<44} <= 3")
     say(f"  {'0.02 sd shift, windows of 50,000':<46} {str(ef) + ' windows flagged':<44} 0")
     return res
+
+
+def mixture_chain(seed: int = 6, windows: int = 30, stride: int = 2) -> dict[str, Any]:
+    """Recursive Gaussian-mixture fitting (EM): live windows from successive generations of one feature.
+
+    The anchor is generation 0; the synthetic set is a late generation (components narrowed, tails gone).
+    Returns per-window tail-mass and spread signatures, and the alerts.
+    """
+    from careful_monitor.config import MinEffect
+    from careful_monitor.engine.monitor import ModelBatch, ModelMonitor, MonitorSpec
+    from careful_monitor.engine.profile import build_profile
+    from careful_monitor.scenarios.mixture import recursive_mixture, sample_mixture
+
+    rng = np.random.default_rng(seed)
+    gens = recursive_mixture(rng, generations=stride * windows + 40, n_per_generation=200)
+    kinds = {"inputs.x": "numeric"}
+    anchor = build_profile("anchor", "real", {"inputs.x": sample_mixture(rng, gens[0], 20_000).tolist()}, kinds=kinds, rng=rng)
+    late = build_profile("late-generation", "synthetic", {"inputs.x": sample_mixture(rng, gens[-1], 8_000).tolist()},
+                         kinds=kinds, anchor=anchor, anchored_by="anchor", rng=rng)
+    mon = ModelMonitor("mix", MonitorSpec(features=kinds, min_effect=MinEffect().model_dump()), anchor, {late.name: late})
+    series: dict[str, list[float]] = {"tail_mass_ratio": [], "spread_ratio": [], "generation_tail_mass": []}
+    alerts = []
+    for w in range(windows):
+        g = gens[stride * w]
+        x = sample_mixture(rng, g, 1000).tolist()
+        for o in mon.process(ModelBatch([float(w * 1000 + i) for i in range(1000)], ["1"] * 1000, {"inputs.x": x}), now=0.0):
+            sig = {t["test"]: t["statistic"] for t in o.result["tests"] if t["reference"] == "anchor"}
+            series["tail_mass_ratio"].append(sig.get("tail_mass_ratio", float("nan")))
+            series["spread_ratio"].append(sig.get("spread_ratio", float("nan")))
+            series["generation_tail_mass"].append(g.tail_mass)
+            alerts += [(a["window"], a["dataset"], a["state"]) for a in o.alerts]
+    return {"series": series, "alerts": alerts, "stride": stride}
+
+
+def signal_series(world: World, kind: str, seed: int = 3, windows: int = 30) -> dict[str, Any]:
+    """Per-window signals for the plots: the Gaussian chains and the world shift."""
+    from careful_monitor.scenarios.gaussian import recursive_gaussian
+
+    rng = np.random.default_rng(seed)
+    mon = world.monitor()
+    gens = recursive_gaussian(rng, generations=20 * windows, n_per_generation=1000,
+                              regime="accumulate" if kind == "accumulate" else "replace")
+    out: dict[str, list] = {"spread_ratio": [], "share_collapsed": [], "affinity_collapsed": [], "state_collapsed": [],
+                            "state_anchor": [], "flagged": [], "variance_ratio": []}
+    for w in range(windows):
+        if kind == "world_shift":
+            cols = world.columns(rng, 1000)
+            if w >= 5:
+                for i in range(10, 20):
+                    cols[f"inputs.x{i}"] = (np.array(cols[f"inputs.x{i}"]) + 1.0).tolist()
+            out["variance_ratio"].append(1.0)
+        else:
+            g = gens[20 * w]
+            cols = world.columns(rng, 1000, sd=g.sigma)
+            out["variance_ratio"].append(g.variance_ratio)
+        for o in mon.process(_batch(cols, w * 1000), now=0.0):
+            r = o.result
+            spreads = [t["statistic"] for t in r["tests"] if t["test"] == "spread_ratio"]
+            att = {a["dataset"]: a for a in r["attribution"]}["collapsed"]
+            out["spread_ratio"].append(float(np.mean(spreads)))
+            out["share_collapsed"].append(att["share"] if att["share"] is not None else float("nan"))
+            out["affinity_collapsed"].append(att["affinity"])
+            out["state_collapsed"].append(r["states"]["collapsed"])
+            out["state_anchor"].append(r["states"]["anchor"])
+            out["flagged"].append(len(r["flagged_features"]))
+    return out
