@@ -323,7 +323,7 @@ def replay(config_path: str | None, files: tuple[str, ...], flush: bool, port: i
             raise click.BadParameter(f"file {f!r} does not exist", param_hint="FILES")
     cfg = _load(config_path)
     store = _open_store(cfg)
-    metrics = Metrics()
+    metrics = Metrics(versions_kept=cfg.limits.versions_per_model)
     dead = DeadLetterFile(cfg.dead_letters_path)
     pipeline = Pipeline(cfg, store, metrics, on_reject=dead.write)
     server = None if no_http else _serve(cfg, metrics, store, pipeline, port)
@@ -387,7 +387,7 @@ def run(config_path: str | None, port: int | None) -> None:
     signal.signal(signal.SIGINT, _stop)
     cfg = _load(config_path)
     store = _open_store(cfg)
-    metrics = Metrics()
+    metrics = Metrics(versions_kept=cfg.limits.versions_per_model)
     if cfg.kafka.runtime == "faust":
         from careful_monitor.runtime.faust_app import FaustService as Service
     else:

@@ -184,7 +184,7 @@ def run_demo(workdir: Path, *, serve: bool, port: int | None, seed: int, windows
     for name in (scenario.ANCHOR, scenario.COLLAPSED, scenario.FAITHFUL):
         reg = register(cfg, store, paths[f"card:{name}"], by="demo")
         click.echo(f"   {name:<26} {reg.record.role:<9} {reg.record.n_rows:>6} rows  profile {len(reg.record.profile) / 1024:6.1f} KiB")
-    metrics = Metrics()
+    metrics = Metrics(versions_kept=cfg.limits.versions_per_model)
     dead = DeadLetterFile(cfg.dead_letters_path)
     pipeline = Pipeline(cfg, store, metrics, on_reject=dead.write)
     from careful_monitor.runtime.http import ServerThread, make_app

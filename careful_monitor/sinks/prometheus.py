@@ -22,7 +22,8 @@ P = "careful_monitor_"
 
 
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(self, registry: CollectorRegistry | None = None, versions_kept: int = 5) -> None:
+        self.versions_kept = versions_kept
         r = self.registry = registry or CollectorRegistry(auto_describe=True)
         self.events = Counter(P + "events", "Events read, by model and outcome (accepted|rejected).", ["model", "outcome"], registry=r)
         self.windows = Counter(P + "windows", "Windows closed and evaluated.", ["model"], registry=r)
@@ -36,6 +37,10 @@ class Metrics:
                                      ["model", "feature", "signal"], registry=r)
         self.collapse_by_version = Gauge(P + "collapse_signal_by_version", "Collapse signature of the last window dominated by each model version.",
                                          ["model", "version", "feature", "signal"], registry=r)
+        self.collapse_trend = Gauge(P + "collapse_signal_version_trend",
+                                    "Slope of a collapse signature across the model's recent versions (per version step).",
+                                    ["model", "feature", "signal"], registry=r)
+        self._per_version: dict[tuple[str, str, str], dict[str, float]] = {}
         self.data_quality = Gauge(P + "data_quality", "Data-quality rates in the last window (null_rate, type_mismatch_rate, unseen_rate).",
                                   ["model", "feature", "signal"], registry=r)
         self.affinity = Gauge(P + "synthetic_affinity", "Cosine between the window's drift and the direction toward a synthetic set.",
@@ -103,6 +108,7 @@ class Metrics:
                 c(self.collapse_signal, model, feature, r.test).set(r.statistic)
                 if version is not None:
                     c(self.collapse_by_version, model, version, feature, r.test).set(r.statistic)
+                    self._trend(model, version, feature, r.test, r.statistic)
             c(self.drift_detected, model, feature).set(1 if feature in flagged_features else 0)
         for q in outcome.result["quality"]:
             c(self.data_quality, model, q["feature"], q["signal"]).set(q["value"])
@@ -114,6 +120,20 @@ class Metrics:
             c(self.dataset_state, model, dataset).set(STATE_CODES[state])
         for alert in outcome.alerts:
             c(self.alerts, model, alert["dataset"]).inc()
+
+    def _trend(self, model: str, version: str, feature: str, signal: str, value: float) -> None:
+        """Least-squares slope of the signature over versions in the order they appeared."""
+        per = self._per_version.setdefault((model, feature, signal), {})
+        per.pop(version, None)
+        per[version] = value
+        while len(per) > self.versions_kept:
+            per.pop(next(iter(per)))
+        if len(per) >= 2:
+            y = list(per.values())
+            n = len(y)
+            xm, ym = (n - 1) / 2, sum(y) / n
+            slope = sum((i - xm) * (v - ym) for i, v in enumerate(y)) / sum((i - xm) ** 2 for i in range(n))
+            self._child(self.collapse_trend, model, feature, signal).set(slope)
 
     def drop_version(self, model: str, version: str) -> None:
         """Forget series of a model version that fell out of the last `versions_per_model`."""
