@@ -288,6 +288,17 @@ def db_upgrade(config_path: str | None) -> None:
         click.echo(f"store {store.url}: schema already at head")
 
 
+@db.command("prune")
+@config_option
+@handle_errors
+def db_prune(config_path: str | None) -> None:
+    """Delete window results and acknowledged alerts older than store.retention_days (`run` does it hourly)."""
+    cfg = _load(config_path)
+    store = _open_store(cfg)
+    windows, alerts = store.prune(retention_days=cfg.store.retention_days, now=datetime.now(timezone.utc))
+    click.echo(f"pruned {windows} window results and {alerts} acknowledged alerts older than {cfg.store.retention_days} days")
+
+
 # --- replay -----------------------------------------------------------------------------------
 
 def _serve(cfg: Config, metrics, store, pipeline=None, port: int | None = None):

@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 POLL_MS = 500
 MAX_RECORDS = 5000
 LAG_EVERY_S = 5.0
+PRUNE_EVERY_S = 3600.0
 
 
 class ConsumerService:
@@ -91,6 +92,7 @@ class ConsumerService:
         self.ready = True
         self.metrics.ready.set(1)
         last_lag = 0.0
+        last_prune = time.monotonic()
         log.info("consuming %s as group %s from %s", self.topic, self.group, self.cfg.kafka.bootstrap)
         try:
             while not stop.is_set():
@@ -101,6 +103,9 @@ class ConsumerService:
                 if now - last_lag > LAG_EVERY_S:
                     self._export_lag()
                     last_lag = now
+                if now - last_prune > PRUNE_EVERY_S:
+                    self._prune()
+                    last_prune = now
         finally:
             self.ready = False
             self.metrics.ready.set(0)
@@ -162,6 +167,17 @@ class ConsumerService:
                 if stop is None:
                     time.sleep(delay)
                 delay = min(delay * 2, 30.0)
+
+    def _prune(self) -> None:
+        """Apply store.retention_days (old window results and acknowledged alerts)."""
+        from datetime import datetime, timezone
+
+        try:
+            w, a = self.store.prune(retention_days=self.cfg.store.retention_days, now=datetime.fromtimestamp(self.clock(), timezone.utc))
+            if w or a:
+                log.info("retention: pruned %d window results and %d acknowledged alerts", w, a)
+        except StoreError as exc:
+            log.warning("retention pruning skipped: %s", exc)
 
     def _export_lag(self) -> None:
         try:
