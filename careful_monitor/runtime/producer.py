@@ -59,7 +59,7 @@ class TokenBucket:
         now = self.clock()
         self.tokens = min(self.burst, self.tokens + (now - self.last) * self.rate) - 1.0
         self.last = now
-        if -self.tokens >= self.debt_limit:
+        if -self.tokens >= self.debt_limit - 1e-9:  # float error must not skip a due pause
             self.sleep(-self.tokens / self.rate)
 
 

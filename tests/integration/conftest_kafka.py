@@ -1,48 +1,199 @@
-"""A real Kafka broker for the test session: fetched from Maven Central, started on a free port."""
+"""pytest plugin: a real Kafka broker for the test session, started by deploy/kafka/broker.sh.
+
+Register it with `pytest_plugins = ["tests.integration.conftest_kafka"]` in the top-level conftest.
+Fixtures: `kafka_broker` (session: the running broker: `bootstrap`, `log_dir`, start timings, and
+`restart()` with the same ports and data, for outage tests), `kafka_bootstrap` (session:
+"127.0.0.1:PORT") and `kafka_config` (function: a Config pointing at the broker, with topic and
+group names of its own, and paths under the test's tmp_path).
+
+The broker's jars come from Maven Central through deploy/kafka/fetch.sh on first use (a no-op
+later); the broker runs on free ports with a fresh log folder and is stopped by its process id at the
+end of the session, or by broker.sh's watcher if the test process dies first.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 import subprocess
 import time
+import uuid
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-BROKER = Path(__file__).resolve().parents[2] / "deploy" / "kafka" / "broker.sh"
+from careful_monitor.config import Config, load_config
+
+KAFKA_DIR = Path(__file__).resolve().parents[2] / "deploy" / "kafka"
+FETCH_SH = KAFKA_DIR / "fetch.sh"
+BROKER_SH = KAFKA_DIR / "broker.sh"
+FETCH_TIMEOUT_S = 900.0  # a fresh machine downloads ~45 MB from Maven Central
+READY_DEADLINE_S = 120.0
+START_ATTEMPTS = 3  # a free port can be taken by someone else before the broker binds it
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+class KafkaBroker:
+    """A single-node broker on 127.0.0.1, run by broker.sh with its own ports and log folder."""
+
+    def __init__(self, port: int, controller_port: int, log_dir: Path, fetch_seconds: float = 0.0) -> None:
+        self.port, self.controller_port, self.log_dir = port, controller_port, log_dir
+        self.fetch_seconds = fetch_seconds
+        self.start_seconds = 0.0  # last `start`: broker.sh start until the broker answered a metadata request
+        self.env = {**os.environ, "PORT": str(port), "CONTROLLER_PORT": str(controller_port), "LOG_DIR": str(log_dir),
+                    "OWNER_PID": str(os.getpid())}
+
+    @property
+    def bootstrap(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    @property
+    def pid(self) -> int | None:
+        """The broker's process id while broker.sh has it running."""
+        path = self.log_dir / "broker.pid"
+        return int(path.read_text()) if path.exists() else None
+
+    def start(self) -> None:
+        """Start (formatting the log folder on first use) and return once it answers metadata requests."""
+        t0 = time.monotonic()
+        started = subprocess.run([str(BROKER_SH), "start"], env=self.env, timeout=READY_DEADLINE_S + 60,
+                                 capture_output=True, text=True)
+        pid = self.pid
+        if started.returncode != 0 or pid is None:
+            self.stop()
+            raise BrokerStartError(f"broker.sh start failed (ports {self.port}/{self.controller_port}):\n"
+                                   f"{started.stdout}{started.stderr}")
+        try:
+            _wait_until_ready(self.bootstrap, pid, t0 + READY_DEADLINE_S)
+        except RuntimeError as exc:
+            self.stop()
+            raise BrokerStartError(f"{exc}\n{self.log_tail()}") from None
+        self.start_seconds = time.monotonic() - t0
+
+    def stop(self) -> None:
+        """Stop by process id: TERM, then KILL after broker.sh's deadline."""
+        pid = self.pid
+        subprocess.run([str(BROKER_SH), "stop"], env=self.env, timeout=120, capture_output=True)
+        if pid is not None and _pid_alive(pid):  # broker.sh could not: our own pid, our own signal
+            os.kill(pid, 9)
+
+    def restart(self) -> None:
+        """Stop and start again on the same ports with the same data (topics and offsets kept)."""
+        self.stop()
+        self.start()
+
+    def log_tail(self, lines: int = 40) -> str:
+        out = []
+        for name in ("stdout.log", "broker.log"):
+            path = self.log_dir / name
+            if path.exists():
+                out.append(f"--- {path}\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:]))
+        return "\n".join(out)
+
+
+class BrokerStartError(RuntimeError):
+    """broker.sh could not start the broker, or it did not answer in time."""
+
+
+def _free_ports(n: int) -> list[int]:
+    """n distinct ports free right now (held open together so the kernel cannot hand one out twice)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        return "\nState:\tZ" not in Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return True
+
+
+def _fetch() -> float:
+    t0 = time.monotonic()
+    try:
+        subprocess.run([str(FETCH_SH)], check=True, timeout=FETCH_TIMEOUT_S, capture_output=True, text=True)
+    except FileNotFoundError as exc:
+        pytest.fail(f"cannot run {FETCH_SH}: {exc}")
+    except subprocess.CalledProcessError as exc:
+        pytest.fail(f"fetching Kafka from Maven Central failed (needs Java 17+ and Maven):\n{exc.stdout}{exc.stderr}")
+    return time.monotonic() - t0
+
+
+def _wait_until_ready(bootstrap: str, pid: int, deadline: float) -> None:
+    """Poll until the broker answers a metadata request (lists topics), or fail with its logs."""
+    from kafka.admin import KafkaAdminClient
+
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        if not _pid_alive(pid):
+            raise RuntimeError(f"the broker (pid {pid}) exited before answering; last error: {last!r}")
+        try:
+            admin = KafkaAdminClient(bootstrap_servers=bootstrap, client_id="careful-monitor-tests",
+                                     request_timeout_ms=5000)
+            try:
+                admin.list_topics()
+                return
+            finally:
+                admin.close()
+        except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
+            last = exc
+            time.sleep(0.2)  # poll interval, bounded by the deadline
+    raise RuntimeError(f"the broker did not answer metadata requests within {READY_DEADLINE_S:.0f}s: {last!r}")
 
 
 @pytest.fixture(scope="session")
-def kafka_bootstrap(tmp_path_factory):
-    port, cport = _free_port(), _free_port()
-    log_dir = tmp_path_factory.mktemp("kafka")
-    env = {**os.environ, "PORT": str(port), "CONTROLLER_PORT": str(cport), "LOG_DIR": str(log_dir)}
-    subprocess.run([str(BROKER), "start"], env=env, check=True, timeout=600)
-    bootstrap = f"127.0.0.1:{port}"
-    try:
-        from kafka.admin import KafkaAdminClient
+def kafka_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KafkaBroker]:
+    fetch_seconds = _fetch()
+    errors = []
+    for _ in range(START_ATTEMPTS):
+        broker = KafkaBroker(*_free_ports(2), tmp_path_factory.mktemp("kafka"), fetch_seconds)
+        try:
+            broker.start()
+        except BrokerStartError as exc:
+            errors.append(str(exc))
+            continue
+        (broker.log_dir / "timings.txt").write_text(
+            f"fetch_seconds={fetch_seconds:.1f}\nstart_seconds={broker.start_seconds:.1f}\n")
+        try:
+            yield broker
+        finally:
+            broker.stop()
+        return
+    pytest.fail("could not start the Kafka broker:\n" + "\n".join(errors))
 
-        deadline = time.monotonic() + 120
-        last = None
-        while time.monotonic() < deadline:
-            try:
-                admin = KafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
-                admin.list_topics()
-                admin.close()
-                break
-            except Exception as exc:  # noqa: BLE001 - not up yet
-                last = exc
-                time.sleep(0.3)
-        else:
-            log = (log_dir / "broker.log").read_text() if (log_dir / "broker.log").exists() else ""
-            raise RuntimeError(f"Kafka broker did not answer within 120 s: {last}\n{log[-3000:]}")
-        yield bootstrap
-    finally:
-        subprocess.run([str(BROKER), "stop"], env=env, timeout=120)
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(kafka_broker: KafkaBroker) -> str:
+    """"127.0.0.1:PORT" of the session's broker."""
+    return kafka_broker.bootstrap
+
+
+@pytest.fixture
+def kafka_config(tmp_path: Path, kafka_bootstrap: str, request: pytest.FixtureRequest) -> Config:
+    """A Config on the session's broker, with topics and group of this test only, paths under tmp_path."""
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", request.node.name).strip("-")[:40].lower()
+    prefix = f"test.{slug}.{uuid.uuid4().hex[:8]}"
+    cfg = load_config(None, environ={}, overrides={
+        "kafka": {"bootstrap": kafka_bootstrap, "group": prefix,
+                  "topics": {"events": f"{prefix}.events", "alerts": f"{prefix}.alerts",
+                             "dead_letters": f"{prefix}.dead-letters"}},
+        "store": {"url": f"sqlite:///{tmp_path / 'careful.db'}"},
+        "dead_letters": {"path": str(tmp_path / "dead-letters.jsonl")},
+    })
+    cfg.base_dir = tmp_path  # relative paths (password_file, data) resolve in the test's folder
+    return cfg

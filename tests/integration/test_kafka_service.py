@@ -336,3 +336,33 @@ def test_store_outage_stops_commits_and_loses_nothing(tmp_path, kafka_bootstrap,
         assert strip_alerts(alerts) == strip_alerts(ref_alerts)
     finally:
         subprocess.run([str(pg), "stop", str(datadir / "pg")], timeout=120, capture_output=True)
+
+
+def test_demo_through_kafka_ends_with_the_same_alert(tmp_path, kafka_bootstrap) -> None:
+    r = cm("demo", "--kafka", "--bootstrap", kafka_bootstrap, "--workdir", str(tmp_path / "d"), "--port", "0",
+           "--windows", "14")
+    out = r.stdout.decode()
+    assert r.returncode == 0, r.stderr.decode()[-3000:]
+    alerts = json.loads(cm("alerts", "list", "--config", str(tmp_path / "d" / "config.yaml"), "--json").stdout)
+    assert [(a["dataset"], a["state"]) for a in alerts] == [(scenario.COLLAPSED, "retire_recommended")]
+    assert f"ALERT {alerts[0]['alert_id']}" in out
+
+
+def test_broker_restart_mid_stream_loses_nothing(tmp_path, kafka_broker, scenario_files, replay_reference) -> None:
+    cfg = make_config(tmp_path, scenario_files, kafka_broker.bootstrap, "restart")
+    assert cm("topics", "create", "--config", str(cfg)).returncode == 0
+    assert cm("simulate", "--config", str(cfg), "--file", str(scenario_files["events"])).returncode == 0
+    proc = spawn("run", "--config", str(cfg), "--port", "0")
+    try:
+        wait_windows(cfg, 2, proc)
+        kafka_broker.restart()  # same ports and data: the service must reconnect and carry on
+        wait_windows(cfg, WINDOWS, proc, deadline_s=240)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    windows, alerts = stored(cfg)
+    ref_windows, ref_alerts = replay_reference
+    assert strip(windows) == strip(ref_windows)
+    assert strip_alerts(alerts) == strip_alerts(ref_alerts)
