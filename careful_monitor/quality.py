@@ -229,6 +229,14 @@ def gaussian_chain(world: World, regime: str, seed: int = 3, n_per_generation: i
             "first_spread_flag": spread_flag, "final_variance_ratio": gens[stride * (windows - 1)].variance_ratio}
 
 
+def _mixed(world: World, rng: np.random.Generator, share: float, n: int = 1000) -> dict[str, list]:
+    """Each event from the collapsed law with probability `share`, else from the anchor's."""
+    a = world.columns(rng, n)
+    c = world.columns(rng, n, sd=0.7, top=10, text_gen=5)
+    take = rng.random(n) < share
+    return {f: [cv if t else av for av, cv, t in zip(a[f], c[f], take)] for f in a}
+
+
 def attribution(world: World, seeds: int = 20, windows: int = 6) -> dict[str, Any]:
     """Live data half-way to the collapsed set: retire it, never the biased set (and the mirror case)."""
     right = wrong = 0
@@ -237,11 +245,7 @@ def attribution(world: World, seeds: int = 20, windows: int = 6) -> dict[str, An
         mon = world.monitor()
         outs = []
         for w in range(windows):
-            a = world.columns(rng, 1000)
-            c = world.columns(rng, 1000, sd=0.7, top=10, text_gen=5)
-            take = rng.random(1000) < 0.5
-            cols = {f: [cv if t else av for av, cv, t in zip(a[f], c[f], take)] for f in a}
-            outs += mon.process(_batch(cols, w * 1000), now=0.0)
+            outs += mon.process(_batch(_mixed(world, rng, 0.5), w * 1000), now=0.0)
         blamed = {al["dataset"] for o in outs for al in o.alerts}
         right += blamed == {"collapsed"}
         wrong += "biased" in blamed
@@ -255,12 +259,8 @@ def share_accuracy(world: World, shares=(0.1, 0.3, 0.5, 0.7, 0.9), seeds: int = 
         worst = 0.0
         for seed in range(seeds):
             rng = np.random.default_rng(200 + seed)
-            a = world.columns(rng, 1000)
-            c = world.columns(rng, 1000, sd=0.7, top=10, text_gen=5)
-            take = rng.random(1000) < share
-            cols = {f: [cv if t else av for av, cv, t in zip(a[f], c[f], take)] for f in a}
             mon = world.monitor(window_size=1000)
-            o = mon.process(_batch(cols, 0), now=0.0)[0]
+            o = mon.process(_batch(_mixed(world, rng, share), 0), now=0.0)[0]
             est = {x["dataset"]: x["share"] for x in o.result["attribution"]}["collapsed"]
             worst = max(worst, abs((est or 0.0) - share))
         out[share] = worst

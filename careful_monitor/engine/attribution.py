@@ -69,7 +69,7 @@ class AttributionModel:
             self.sets[name] = blocks
 
     def attribute(self, window_counts: dict[str, np.ndarray], min_n: int = 20) -> list[Attribution]:
-        deltas, var_terms = {}, {}
+        deltas = {}
         for f, c in window_counts.items():
             n = c.sum()
             if f in self.anchor and n >= min_n and len(c) == len(self.anchor[f]):

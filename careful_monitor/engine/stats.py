@@ -60,3 +60,10 @@ def chi2_homogeneity(window: np.ndarray, ref: np.ndarray, min_expected: float = 
     n_eff = n * m / tot
     effect = math.sqrt(max(0.0, (stat - dof) / n_eff))
     return stat, p, effect, dof
+
+
+def mean_ratio_z(values: np.ndarray, ref_mean: float, ref_sd: float) -> tuple[float, float]:
+    """(window mean / reference mean, two-sided p of the window mean against the reference's mean and sd)."""
+    m = float(values.mean())
+    z = (m - ref_mean) / (max(ref_sd, 1e-6) / math.sqrt(len(values)))
+    return m / ref_mean, two_sided_normal(z)

@@ -12,7 +12,6 @@ import time
 import uuid
 from pathlib import Path
 
-import numpy as np
 import orjson
 import pytest
 import yaml
@@ -87,6 +86,27 @@ def strip_alerts(alerts: list[dict]) -> list[dict]:
     return [{k: v for k, v in a.items() if k not in ("created_at",)} for a in alerts]
 
 
+def run_until_done(cfg: Path, *, during=None, deadline_s: float = 180) -> None:
+    """`careful-monitor run` until every window is stored (`during(proc)` first), then SIGTERM -> exit 0."""
+    proc = spawn("run", "--config", str(cfg), "--port", "0")
+    try:
+        if during is not None:
+            during(proc)
+        wait_windows(cfg, WINDOWS, proc, deadline_s)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=60) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+
+
+def assert_same_as_replay(cfg: Path, reference) -> None:
+    windows, alerts = stored(cfg)
+    ref_windows, ref_alerts = reference
+    assert strip(windows) == strip(ref_windows)
+    assert strip_alerts(alerts) == strip_alerts(ref_alerts)
+
+
 def consume_all(bootstrap: str, topic: str, expected: int, deadline_s: float = 60):
     from kafka import KafkaConsumer
 
@@ -126,18 +146,9 @@ def test_run_matches_replay_and_routes_dead_letters(tmp_path, kafka_bootstrap, s
     assert again.returncode == 0 and b"exists" in again.stdout
     r = cm("simulate", "--config", str(cfg), "--file", str(scenario_files["events"]))
     assert r.returncode == 0, r.stderr.decode()
-    proc = spawn("run", "--config", str(cfg), "--port", "0")
-    try:
-        wait_windows(cfg, WINDOWS, proc)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    windows, alerts = stored(cfg)
-    ref_windows, ref_alerts = replay_reference
-    assert strip(windows) == strip(ref_windows)
-    assert strip_alerts(alerts) == strip_alerts(ref_alerts)
+    run_until_done(cfg)
+    assert_same_as_replay(cfg, replay_reference)
+    ref_alerts = replay_reference[1]
     c = yaml.safe_load(cfg.read_text())["kafka"]["topics"]
     dead = consume_all(kafka_bootstrap, c["dead_letters"], 5)
     assert sorted(dict(m.headers)["reason"].decode() for m in dead) == ["decode", "schema", "schema", "too_large", "unknown_model"]
@@ -161,18 +172,8 @@ def test_kill_9_and_restart_loses_and_duplicates_nothing(tmp_path, kafka_bootstr
             if p.poll() is None:
                 p.kill()
     assert len(stored(cfg)[0]) < WINDOWS, "the crash came too late to test anything"
-    proc = spawn("run", "--config", str(cfg), "--port", "0")
-    try:
-        wait_windows(cfg, WINDOWS, proc)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    windows, alerts = stored(cfg)
-    ref_windows, ref_alerts = replay_reference
-    assert strip(windows) == strip(ref_windows)
-    assert strip_alerts(alerts) == strip_alerts(ref_alerts)
+    run_until_done(cfg)
+    assert_same_as_replay(cfg, replay_reference)
 
 
 MODELS = ["router-a", "router-b", "router-c"]
@@ -330,10 +331,7 @@ def test_store_outage_stops_commits_and_loses_nothing(tmp_path, kafka_bootstrap,
             for p in (proc, producer):
                 if p.poll() is None:
                     p.kill()
-        windows, alerts = stored(cfg)
-        ref_windows, ref_alerts = replay_reference
-        assert strip(windows) == strip(ref_windows)
-        assert strip_alerts(alerts) == strip_alerts(ref_alerts)
+        assert_same_as_replay(cfg, replay_reference)
     finally:
         subprocess.run([str(pg), "stop", str(datadir / "pg")], timeout=120, capture_output=True)
 
@@ -352,17 +350,9 @@ def test_broker_restart_mid_stream_loses_nothing(tmp_path, kafka_broker, scenari
     cfg = make_config(tmp_path, scenario_files, kafka_broker.bootstrap, "restart")
     assert cm("topics", "create", "--config", str(cfg)).returncode == 0
     assert cm("simulate", "--config", str(cfg), "--file", str(scenario_files["events"])).returncode == 0
-    proc = spawn("run", "--config", str(cfg), "--port", "0")
-    try:
+    def restart_broker(proc) -> None:
         wait_windows(cfg, 2, proc)
         kafka_broker.restart()  # same ports and data: the service must reconnect and carry on
-        wait_windows(cfg, WINDOWS, proc, deadline_s=240)
-        proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-    windows, alerts = stored(cfg)
-    ref_windows, ref_alerts = replay_reference
-    assert strip(windows) == strip(ref_windows)
-    assert strip_alerts(alerts) == strip_alerts(ref_alerts)
+
+    run_until_done(cfg, during=restart_broker, deadline_s=240)
+    assert_same_as_replay(cfg, replay_reference)

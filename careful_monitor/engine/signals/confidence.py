@@ -23,7 +23,7 @@ import math
 
 from careful_monitor.engine.column import WindowColumn
 from careful_monitor.engine.profile import PROBS, ProbsProfile
-from careful_monitor.engine.stats import two_sided_normal
+from careful_monitor.engine.stats import mean_ratio_z, two_sided_normal
 from careful_monitor.engine.tests import TestResult
 
 
@@ -49,10 +49,7 @@ class PredictiveEntropy:
     anchor_only = True
 
     def compare(self, ref: ProbsProfile, window: WindowColumn) -> TestResult | None:
-        ent = window.extra["entropy"]
         if window.n < 20 or ref.entropy_mean <= 0:
             return None
-        m = float(ent.mean())
-        z = (m - ref.entropy_mean) / (max(ref.entropy_std, 1e-6) / math.sqrt(window.n))
-        ratio = m / ref.entropy_mean
-        return TestResult(self.name, ratio, two_sided_normal(z), abs(ratio - 1.0))
+        ratio, p = mean_ratio_z(window.extra["entropy"], ref.entropy_mean, ref.entropy_std)
+        return TestResult(self.name, ratio, p, abs(ratio - 1.0))

@@ -19,11 +19,9 @@ True
 
 from __future__ import annotations
 
-import math
-
 from careful_monitor.engine.column import WindowColumn
 from careful_monitor.engine.profile import TEXT, TextProfile
-from careful_monitor.engine.stats import two_sided_normal
+from careful_monitor.engine.stats import mean_ratio_z, two_sided_normal
 from careful_monitor.engine.tests import TestResult
 from careful_monitor.engine.text import matched
 
@@ -53,10 +51,7 @@ class LengthRatio:
     anchor_only = True
 
     def compare(self, ref: TextProfile, window: WindowColumn) -> TestResult | None:
-        lengths = window.extra["lengths"]
         if window.n < 20 or ref.len_mean <= 0:
             return None
-        m = float(lengths.mean())
-        z = (m - ref.len_mean) / (ref.len_std / math.sqrt(window.n))
-        ratio = m / ref.len_mean
-        return TestResult(self.name, ratio, two_sided_normal(z), abs(ratio - 1.0))
+        ratio, p = mean_ratio_z(window.extra["lengths"], ref.len_mean, ref.len_std)
+        return TestResult(self.name, ratio, p, abs(ratio - 1.0))
