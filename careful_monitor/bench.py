@@ -216,8 +216,10 @@ def run_bench(*, quick: bool = False, memory_events: int = 0, kafka: bool = Fals
         results["kafka"] = k
         say(f"  bare kafka-python poll + orjson (the limit): {k['bare_kafka_python_loop_per_s']:>10,.0f} events/s")
         say(f"  replay of the same events from a file:       {k['replay_per_s']:>10,.0f} events/s")
-        say(f"  run, consumer runtime (default):             {k['run_consumer_per_s']:>10,.0f} events/s "
-            f"({k['run_consumer_per_s'] / k['replay_per_s']:.0%} of replay; target >= 25,000 and >= 70 %)")
+        say(f"  run, aiokafka runtime (default):             {k['run_aiokafka_per_s']:>10,.0f} events/s "
+            f"({k['run_aiokafka_per_s'] / k['replay_per_s']:.0%} of replay; target >= 25,000 and >= 70 %)")
+        say(f"  run, consumer runtime (kafka-python):        {k['run_consumer_per_s']:>10,.0f} events/s "
+            f"({k['run_consumer_per_s'] / k['replay_per_s']:.0%} of replay)")
         say(f"  run, faust runtime:                          {k['run_faust_per_s']:>10,.0f} events/s")
         return results
     say("window scoring: reference 10,000 x 20 numeric, window 1,000 x 20 (+0.5 sd in 5 columns), one reference")
@@ -366,7 +368,7 @@ def bench_kafka(events: int, bootstrap: str | None = None, echo: Echo = None) ->
                     n += len(recs)
             out["bare_kafka_python_loop_per_s"] = n / (time.perf_counter() - t_start)
             c.close()
-            for runtime in ("consumer", "faust"):
+            for runtime in ("aiokafka", "consumer", "faust"):
                 db = work / f"{runtime}.db"
                 doc = {"models": cfg.model_dump(mode="json")["models"],
                        "store": {"url": f"sqlite:///{db}"},

@@ -401,6 +401,8 @@ def run(config_path: str | None, port: int | None) -> None:
     metrics = Metrics(versions_kept=cfg.limits.versions_per_model)
     if cfg.kafka.runtime == "faust":
         from careful_monitor.runtime.faust_app import FaustService as Service
+    elif cfg.kafka.runtime == "aiokafka":
+        from careful_monitor.runtime.aiokafka_loop import AioKafkaService as Service
     else:
         from careful_monitor.runtime.consumer import ConsumerService as Service
     service = Service(cfg, store, metrics)

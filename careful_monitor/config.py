@@ -144,8 +144,8 @@ class SecurityConfig(_Strict):
 class KafkaConfig(_Strict):
     bootstrap: str = "localhost:9092"
     group: str = "careful-monitor"
-    # the plain consumer-group loop is the default until the Faust runtime lands (see README)
-    runtime: Literal["faust", "consumer"] = "consumer"
+    # aiokafka getmany loop (default), kafka-python poll loop, or a Faust agent: README "Kafka"
+    runtime: Literal["aiokafka", "consumer", "faust"] = "aiokafka"
     topics: TopicsConfig = Field(default_factory=TopicsConfig)
     partitions: int = Field(6, ge=1)
     replication_factor: int = Field(1, ge=1)

@@ -126,7 +126,7 @@ def _through_kafka(cfg_path: Path, cfg, store, metrics, events: Path, windows: i
     import uuid
 
     from careful_monitor.bench import _local_broker
-    from careful_monitor.runtime.consumer import ConsumerService
+    from careful_monitor.runtime.aiokafka_loop import AioKafkaService
     from careful_monitor.runtime.producer import produce_lines
     from careful_monitor.runtime.topics import create_topics
     stop_broker = None
@@ -135,7 +135,7 @@ def _through_kafka(cfg_path: Path, cfg, store, metrics, events: Path, windows: i
         bootstrap, stop_broker = _local_broker(workdir)
     tag = uuid.uuid4().hex[:6]
     doc = yaml.safe_load(cfg_path.read_text())
-    doc["kafka"] = {"bootstrap": bootstrap, "group": f"careful-demo-{tag}", "runtime": "consumer",
+    doc["kafka"] = {"bootstrap": bootstrap, "group": f"careful-demo-{tag}", "runtime": "aiokafka",
                     "topics": {"events": f"careful.demo.{tag}.events", "alerts": f"careful.demo.{tag}.alerts",
                                "dead_letters": f"careful.demo.{tag}.dead-letters"}}
     cfg_path.write_text("# written by careful-monitor demo --kafka\n" + yaml.safe_dump(doc, sort_keys=False))
@@ -145,7 +145,7 @@ def _through_kafka(cfg_path: Path, cfg, store, metrics, events: Path, windows: i
         lines = [line for line in events.read_bytes().splitlines() if line.strip()]
         n = produce_lines(kcfg, lines)
         click.echo(f"   produced {n} messages to {kcfg.kafka.topics.events} on {bootstrap}; consuming with `run`'s service")
-        service = ConsumerService(kcfg, store, metrics)
+        service = AioKafkaService(kcfg, store, metrics)
         stop = threading.Event()
         thread = threading.Thread(target=service.run, args=(stop,), daemon=True)
         thread.start()

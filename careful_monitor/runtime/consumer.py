@@ -45,8 +45,18 @@ class ConsumerService:
         self.processed = 0
 
     # --- Kafka clients --------------------------------------------------------------------------
+    def _producer(self):
+        """The producer of dead letters and alerts (kafka-python, synchronous flush per batch)."""
+        from kafka import KafkaProducer
+
+        from careful_monitor.runtime.kafka_settings import kafka_python_kwargs
+
+        return KafkaProducer(acks="all", linger_ms=5, retries=10, client_id="careful-monitor",
+                             max_request_size=max(1_048_576, self.cfg.limits.max_event_bytes * 2),
+                             bootstrap_servers=self.cfg.kafka.bootstrap.split(","), **kafka_python_kwargs(self.cfg))
+
     def _clients(self):
-        from kafka import KafkaConsumer, KafkaProducer
+        from kafka import KafkaConsumer
 
         from careful_monitor.runtime.kafka_settings import kafka_python_kwargs
 
@@ -56,9 +66,7 @@ class ConsumerService:
             max_poll_records=MAX_RECORDS, fetch_max_bytes=64 * 1024 * 1024,
             max_partition_fetch_bytes=max(8 * 1024 * 1024, self.cfg.limits.max_event_bytes + 1024),
             client_id="careful-monitor", **common)
-        producer = KafkaProducer(acks="all", linger_ms=5, retries=10, client_id="careful-monitor",
-                                 max_request_size=max(1_048_576, self.cfg.limits.max_event_bytes * 2), **common)
-        return consumer, producer
+        return consumer, self._producer()
 
     def _on_assigned(self, partitions) -> None:
         """Reload engine state and seek to the offsets stored with it."""

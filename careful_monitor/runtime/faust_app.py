@@ -29,16 +29,13 @@ class FaustService(ConsumerService):
     def run(self, stop: threading.Event) -> None:  # noqa: C901 - the app is wired in one place on purpose
         import faust
 
-        from careful_monitor.runtime.kafka_settings import kafka_python_kwargs
-
-        _, self.producer = self._clients()
+        self.producer = self._producer()
         self._stop = stop
         stored = self.store.load_offsets(self.group, self.topic)
         self.pipeline.reload(self.store.load_states())
         k = self.cfg.kafka
-        if k.security.protocol != "PLAINTEXT":
-            kafka_python_kwargs(self.cfg)  # validates the files; faust takes its own credentials object
         app = faust.App(self.group, broker=[f"kafka://{b}" for b in k.bootstrap.split(",")], web_enabled=False,
+                        broker_credentials=faust_credentials(self.cfg),
                         store="memory://", consumer_auto_offset_reset="earliest", stream_buffer_maxsize=65536,
                         broker_max_poll_records=MAX_RECORDS, topic_partitions=k.partitions, topic_allow_declare=False,
                         producer_acks=-1)
@@ -89,6 +86,22 @@ class FaustService(ConsumerService):
             self.producer.flush(10)
             self.producer.close(10)
             log.info("stopped after %d events", self.processed)
+
+
+def faust_credentials(cfg: Config):
+    """`kafka.security` as Faust's credentials object (None for PLAINTEXT); secrets stay out of logs."""
+    import faust
+
+    from careful_monitor.runtime.kafka_settings import aiokafka_kwargs
+
+    kw = aiokafka_kwargs(cfg)  # validates the config and reads the password file
+    protocol = kw["security_protocol"]
+    if protocol.startswith("SASL"):
+        return faust.SASLCredentials(username=kw["sasl_plain_username"], password=str(kw["sasl_plain_password"]),
+                                     mechanism=kw["sasl_mechanism"], ssl_context=kw.get("ssl_context"))
+    if protocol == "SSL":
+        return faust.SSLCredentials(kw["ssl_context"])
+    return None
 
 
 def make_service(cfg: Config, store: Store, metrics: Metrics, clock=time.time) -> FaustService:

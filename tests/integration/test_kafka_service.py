@@ -46,7 +46,7 @@ def make_config(tmp: Path, paths, bootstrap: str, name: str) -> Path:
     tag = uuid.uuid4().hex[:8]
     cfg["store"] = {"url": f"sqlite:///{tmp / (name + '.db')}"}
     cfg["dead_letters"] = {"path": str(tmp / f"{name}-dead.jsonl")}
-    cfg["kafka"] = {"bootstrap": bootstrap, "group": f"g-{tag}", "runtime": "consumer", "partitions": 6,
+    cfg["kafka"] = {"bootstrap": bootstrap, "group": f"g-{tag}", "runtime": "aiokafka", "partitions": 6,
                     "topics": {"events": f"ev-{tag}", "alerts": f"al-{tag}", "dead_letters": f"dl-{tag}"}}
     path = tmp / f"{name}.yaml"
     path.write_text(yaml.safe_dump(cfg))
@@ -134,7 +134,7 @@ def replay_reference(tmp_path, scenario_files):
     return stored(cfg)
 
 
-@pytest.mark.parametrize("runtime", ["consumer", "faust"])
+@pytest.mark.parametrize("runtime", ["aiokafka", "consumer", "faust"])
 def test_run_matches_replay_and_routes_dead_letters(tmp_path, kafka_bootstrap, scenario_files, replay_reference,
                                                     runtime) -> None:
     cfg = make_config(tmp_path, scenario_files, kafka_bootstrap, "run")

@@ -169,3 +169,16 @@ def test_the_keys_are_each_clients_own_settings(secured: Config) -> None:
 
 def test_docstring_examples() -> None:
     assert doctest.testmod(kafka_settings).failed == 0
+
+
+def test_faust_runtime_gets_the_same_credentials(tmp_path) -> None:
+    from careful_monitor.config import load_config
+    from careful_monitor.runtime.faust_app import faust_credentials
+
+    (tmp_path / "pw").write_text("s3cret\n")
+    cfg = load_config(None, environ={}, overrides={"kafka": {"security": {
+        "protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512", "username": "svc", "password_file": str(tmp_path / "pw")}}})
+    creds = faust_credentials(cfg)
+    assert creds.username == "svc" and creds.password == "s3cret" and "SCRAM" in str(creds.mechanism)
+    assert "s3cret" not in repr(cfg)
+    assert faust_credentials(load_config(None, environ={})) is None
