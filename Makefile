@@ -29,6 +29,7 @@ demo: install
 	$(BIN)/careful-monitor demo
 
 test: install-test
+	deploy/services.sh install   # promtool, amtool, prometheus, alertmanager from Debian when missing (root)
 	$(BIN)/python -m pytest
 
 unit: install-test

@@ -1,8 +1,9 @@
 """Generates the Grafana dashboards in this folder (run: python dashboards/build.py).
 
 The JSON files are committed; this script keeps their panels consistent (datasource input,
-template variables, grid layout). Every panel's query is run against a real Prometheus scraping the
-demo by tests/integration/test_ops_dashboards.py.
+template variables, grid layout). tests/unit/test_ops_dashboards.py checks the schema and that every
+query uses exported metric names only; tests/integration/test_ops_prometheus.py runs every panel's
+query against a real Prometheus scraping the demo.
 """
 
 from __future__ import annotations
@@ -26,77 +27,90 @@ def panel(pid: int, title: str, description: str, targets: list[tuple[str, str]]
     return p
 
 
-def templating(with_dataset: bool) -> dict:
-    var = [{"name": "DS_PROMETHEUS", "type": "datasource", "query": "prometheus", "label": "Prometheus", "hide": 0},
-           {"name": "model", "type": "query", "datasource": DS, "query": "label_values(careful_monitor_events_total, model)",
-            "refresh": 2, "includeAll": False, "label": "model"}]
-    if with_dataset:
-        var.append({"name": "dataset", "type": "query", "datasource": DS,
-                    "query": 'label_values(careful_monitor_dataset_state{model="$model"}, dataset)',
-                    "refresh": 2, "includeAll": True, "multi": True, "label": "dataset"})
-    return {"list": var}
+def templating(overview: bool) -> dict:
+    """Datasource, model and dataset variables; the overview may show all models at once."""
+    model_match = '=~"$model"' if overview else '="$model"'
+    return {"list": [
+        {"name": "DS_PROMETHEUS", "type": "datasource", "query": "prometheus", "label": "Prometheus", "hide": 0},
+        {"name": "model", "type": "query", "datasource": DS, "query": "label_values(careful_monitor_events_total, model)",
+         "definition": "label_values(careful_monitor_events_total, model)", "refresh": 2, "sort": 1,
+         "includeAll": overview, "multi": overview, "label": "model"},
+        {"name": "dataset", "type": "query", "datasource": DS,
+         "query": f"label_values(careful_monitor_dataset_state{{model{model_match}}}, dataset)",
+         "definition": f"label_values(careful_monitor_dataset_state{{model{model_match}}}, dataset)",
+         "refresh": 2, "sort": 1, "includeAll": True, "multi": True, "label": "dataset"},
+    ]}
 
 
-def dashboard(uid: str, title: str, panels: list[dict], with_dataset: bool) -> dict:
+def dashboard(uid: str, title: str, panels: list[dict], overview: bool) -> dict:
     return {"__inputs": [{"name": "DS_PROMETHEUS", "label": "Prometheus", "type": "datasource", "pluginId": "prometheus",
                           "pluginName": "Prometheus"}],
             "uid": uid, "title": title, "schemaVersion": 39, "version": 1, "editable": True, "tags": ["careful-monitor"],
             "time": {"from": "now-6h", "to": "now"}, "refresh": "30s", "timezone": "utc",
-            "templating": templating(with_dataset), "annotations": {"list": []}, "panels": panels}
+            "templating": templating(overview), "annotations": {"list": []}, "panels": panels}
 
 
 STATE_MAP = {"type": "value", "options": {"0": {"text": "ok", "color": "green"}, "1": {"text": "watch", "color": "yellow"},
                                           "2": {"text": "retire_recommended", "color": "red"},
                                           "3": {"text": "anchor_stale", "color": "orange"}}}
 
+M = 'model=~"$model"'  # overview: one, several or all models
+
 overview = dashboard("careful-overview", "careful-monitor: overview", [
     panel(1, "Events per second", "Is every model's traffic arriving, and how much is rejected?",
-          [('sum by (model, outcome) (rate(careful_monitor_events_total[$__rate_interval]))', "{{model}} {{outcome}}")],
+          [(f'sum by (model, outcome) (rate(careful_monitor_events_total{{{M}}}[$__rate_interval]))', "{{model}} {{outcome}}")],
           unit="ops", x=0, y=0),
     panel(2, "Dead letters by reason", "Are producers sending events the service must reject, and why?",
           [("sum by (reason) (rate(careful_monitor_dead_letters_total[$__rate_interval]))", "{{reason}}")], unit="ops", x=12, y=0),
     panel(3, "Event lag", "How old is each model's newest event when it is processed?",
-          [("careful_monitor_event_lag_seconds", "{{model}}")], unit="s", x=0, y=8),
+          [(f"careful_monitor_event_lag_seconds{{{M}}}", "{{model}}")], unit="s", x=0, y=8),
     panel(4, "Consumer lag", "How far behind the events topic is the service (Kafka runtime)?",
           [("sum by (topic) (careful_monitor_consumer_lag)", "{{topic}}")], unit="short", x=12, y=8),
     panel(5, "Windows evaluated", "Are windows closing and being evaluated?",
-          [("sum by (model) (rate(careful_monitor_windows_total[$__rate_interval]))", "{{model}}")], unit="ops", x=0, y=16),
+          [(f"sum by (model) (rate(careful_monitor_windows_total{{{M}}}[$__rate_interval]))", "{{model}}")], unit="ops", x=0, y=16),
     panel(6, "Window evaluation time (p95)", "Does evaluating a window stay fast?",
           [("histogram_quantile(0.95, sum by (le) (rate(careful_monitor_window_processing_seconds_bucket[$__rate_interval])))", "p95")],
           unit="s", x=12, y=16),
     panel(7, "Dataset states", "Which datasets are on watch, recommended for retirement, or stale anchors?",
-          [("careful_monitor_dataset_state", "{{model}} / {{dataset}}")], kind="table", x=0, y=24, w=12,
+          [(f'careful_monitor_dataset_state{{{M}, dataset=~"$dataset"}}', "{{model}} / {{dataset}}")], kind="table",
+          x=0, y=24, w=12,
           extra={"fieldConfig": {"defaults": {"mappings": [STATE_MAP]}, "overrides": []},
                  "options": {"showHeader": True}, "transformations": [{"id": "labelsToFields", "options": {}}]}),
     panel(8, "Retirement alerts", "How many retirement / stale-anchor alerts has each dataset raised?",
-          [("sum by (model, dataset) (careful_monitor_retirement_alerts_total)", "{{model}} / {{dataset}}")],
+          [(f'sum by (model, dataset) (careful_monitor_retirement_alerts_total{{{M}, dataset=~"$dataset"}})', "{{model}} / {{dataset}} total"),
+           (f'sum by (model, dataset) (increase(careful_monitor_retirement_alerts_total{{{M}, dataset=~"$dataset"}}[$__range]))',
+            "{{model}} / {{dataset}} in range")],
           kind="bargauge", x=12, y=24, w=12),
-], with_dataset=False)
+], overview=True)
+
+SEL = 'model="$model"'
 
 model = dashboard("careful-model", "careful-monitor: model", [
     panel(1, "Dataset state timeline", "When did each dataset enter watch, retire_recommended or anchor_stale?",
-          [('careful_monitor_dataset_state{model="$model"}', "{{dataset}}")], kind="state-timeline", x=0, y=0, w=24, h=6,
-          extra={"fieldConfig": {"defaults": {"mappings": [STATE_MAP]}, "overrides": []}}),
+          [(f'careful_monitor_dataset_state{{{SEL}, dataset=~"$dataset"}}', "{{dataset}}")], kind="state-timeline",
+          x=0, y=0, w=24, h=6, extra={"fieldConfig": {"defaults": {"mappings": [STATE_MAP]}, "overrides": []}}),
     panel(2, "Synthetic affinity", "Does the live drift point toward a synthetic set (1 = straight at it)?",
-          [('careful_monitor_synthetic_affinity{model="$model", dataset=~"$dataset"}', "{{dataset}}")], x=0, y=6),
+          [(f'careful_monitor_synthetic_affinity{{{SEL}, dataset=~"$dataset"}}', "{{dataset}}")], x=0, y=6),
     panel(3, "Synthetic share", "What share of live traffic looks like each synthetic set (gaps: not identifiable)?",
-          [('careful_monitor_synthetic_share{model="$model", dataset=~"$dataset"}', "{{dataset}}")], unit="percentunit", x=12, y=6),
+          [(f'careful_monitor_synthetic_share{{{SEL}, dataset=~"$dataset"}}', "{{dataset}}")], unit="percentunit", x=12, y=6),
     panel(4, "Collapse signals", "Are tails thinning, spread shrinking, rare categories vanishing, text repeating, confidence inflating?",
-          [('careful_monitor_collapse_signal{model="$model"}', "{{feature}} {{signal}}")], x=0, y=14, w=24, h=9),
+          [(f"careful_monitor_collapse_signal{{{SEL}}}", "{{feature}} {{signal}}")], x=0, y=14, w=24, h=9),
     panel(5, "Drift statistics vs each reference", "How far is each feature from the anchor and from each synthetic set?",
-          [('careful_monitor_drift_statistic{model="$model", test=~"ks|js|psi"}', "{{feature}} {{test}} vs {{reference}}")], x=0, y=23),
-    panel(6, "Drift p-values vs the anchor", "Which tests are significant (before Benjamini-Hochberg)?",
-          [('min by (feature) (careful_monitor_drift_p_value{model="$model"})', "{{feature}}")], x=12, y=23,
+          [(f'careful_monitor_drift_statistic{{{SEL}, reference=~"$dataset", test=~"ks|js|psi"}}',
+            "{{feature}} {{test}} vs {{reference}}")], x=0, y=23),
+    panel(6, "Drift p-values vs each reference", "Which tests are significant (before Benjamini-Hochberg)?",
+          [(f'min by (feature, reference) (careful_monitor_drift_p_value{{{SEL}, reference=~"$dataset"}})',
+            "{{feature}} vs {{reference}}")], x=12, y=23,
           extra={"fieldConfig": {"defaults": {"custom": {"scaleDistribution": {"type": "log", "log": 10}}}, "overrides": []}}),
     panel(7, "Flagged features", "Which features were flagged (BH + effect floor) in the last window?",
-          [('careful_monitor_drift_detected{model="$model"}', "{{feature}}")], kind="state-timeline", x=0, y=31, w=24, h=6),
+          [(f"careful_monitor_drift_detected{{{SEL}}}", "{{feature}}")], kind="state-timeline", x=0, y=31, w=24, h=6),
     panel(8, "Collapse signals by model version", "Does a collapse signature creep over retraining cycles?",
-          [('careful_monitor_collapse_signal_by_version{model="$model"}', "v{{version}} {{feature}} {{signal}}"),
-           ('careful_monitor_collapse_signal_version_trend{model="$model"}', "trend {{feature}} {{signal}}")],
+          [(f"careful_monitor_collapse_signal_by_version{{{SEL}}}", "v{{version}} {{feature}} {{signal}}"),
+           (f"careful_monitor_collapse_signal_version_trend{{{SEL}}}", "trend {{feature}} {{signal}}")],
           kind="barchart", x=0, y=37, w=24, h=9),
     panel(9, "Data quality", "Are null rates, type mismatches or unseen categories rising?",
-          [('careful_monitor_data_quality{model="$model"}', "{{feature}} {{signal}}")], unit="percentunit", x=0, y=46, w=24),
-], with_dataset=True)
+          [(f"careful_monitor_data_quality{{{SEL}}}", "{{feature}} {{signal}}")], unit="percentunit", x=0, y=46, w=24),
+], overview=False)
 
 if __name__ == "__main__":
     for name, d in (("careful-overview.json", overview), ("careful-model.json", model)):
