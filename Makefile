@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip
 export PIP_CACHE_DIR ?= $(CURDIR)/.cache/pip
 
-.PHONY: install install-test demo test unit bench clean
+.PHONY: install install-test demo lint test unit bench clean
 
 include deploy/kafka/kafka.mk
 
@@ -27,6 +27,10 @@ install-test: $(VENV)/.installed-test
 
 demo: install
 	$(BIN)/careful-monitor demo
+
+lint: install-test
+	$(BIN)/ruff check careful_monitor tests benchmarks
+	$(BIN)/mypy
 
 test: install-test
 	deploy/services.sh install   # promtool, amtool, prometheus, alertmanager from Debian when missing (root)

@@ -24,7 +24,7 @@ def write(out: Path) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    from careful_monitor import quality as q
+    from careful_monitor.bench import quality as q
 
     out.mkdir(parents=True, exist_ok=True)
     world = q.World()
@@ -58,7 +58,7 @@ def write(out: Path) -> None:
             t = pq2.read_table(out / f"{scen}_{w}.parquet").to_pydict()
             t["inputs.t"] = world.columns(np.random.default_rng(w), size)["inputs.t"]  # text from the anchor law
             o = mon.process(q._batch(t, w * size), now=0.0)[0]
-            flags.append({"flagged": o.result["flagged"], "features": o.result["flagged_features"]})
+            flags.append({"flagged": o.result.flagged, "features": list(o.result.flagged_features)})
         mon_results[scen] = flags
     (out / "careful_monitor.json").write_text(json.dumps(mon_results))
 
@@ -90,18 +90,21 @@ def report(out: Path) -> None:
     def first(rows, key):
         return next((i + 1 for i, r in enumerate(rows) if r[key]), None)
 
-    print(f"{'scenario':<28} {'careful-monitor (window flagged)':<40} Evidently DataDriftPreset (any column / dataset drift)")
+    print(f"{'scenario':<28} {'careful-monitor (window flagged)':<40} "
+          "Evidently DataDriftPreset (any column / dataset drift)")
     for scen in SCENARIOS:
         c, e = cm[scen], ev[scen]
         if scen == "stationary":
             cs = f"{sum(r['flagged'] for r in c)} of {len(c)} windows flagged"
-            es = f"{sum(bool(r['columns']) for r in e)} of {len(e)} windows with a drifted column, {sum(r['dataset_drift'] for r in e)} with dataset drift"
+            es = (f"{sum(bool(r['columns']) for r in e)} of {len(e)} windows with a drifted column, "
+                  f"{sum(r['dataset_drift'] for r in e)} with dataset drift")
         elif scen.startswith("shift_0.02"):
             cs = f"{'flagged' if c[0]['flagged'] else 'not flagged'}"
             es = f"{len(e[0]['columns'])} columns drifted, dataset drift {e[0]['dataset_drift']}"
         else:
             cs = f"first flagged in window {first(c, 'flagged')}"
-            es = f"first column in window {next((i + 1 for i, r in enumerate(e) if r['columns']), None)}, dataset drift in {first(e, 'dataset_drift')}"
+            es = (f"first column in window {next((i + 1 for i, r in enumerate(e) if r['columns']), None)}, "
+                  f"dataset drift in {first(e, 'dataset_drift')}")
         print(f"{scen:<28} {cs:<40} {es}")
 
 

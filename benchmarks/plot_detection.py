@@ -10,10 +10,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from careful_monitor import quality as q  # noqa: E402
+from careful_monitor.bench import quality as q
 
 OUT = Path(__file__).resolve().parents[1] / "docs" / "img"
 CODES = {"ok": 0, "watch": 1, "retire_recommended": 2, "anchor_stale": 3}
@@ -31,7 +31,8 @@ def main() -> None:
     for kind in ("replace", "accumulate"):
         s = q.signal_series(world, kind)
         axes[0].plot(s["variance_ratio"], label=f"{kind}: generation variance / anchor")
-        axes[0].plot(np.array(s["spread_ratio"]) ** 2, "--", label=f"{kind}: window spread_ratio^2 (mean of 20 features)")
+        axes[0].plot(np.array(s["spread_ratio"]) ** 2, "--",
+                     label=f"{kind}: window spread_ratio^2 (mean of 20 features)")
         axes[1].plot(s["share_collapsed"], label=f"{kind}: share of the collapsed set")
         _states(axes[2], s["state_collapsed"], f"{kind}: state of the collapsed set")
     axes[0].axhline(0.7, color="grey", lw=0.5)
@@ -47,7 +48,7 @@ def main() -> None:
     ax.plot(m["series"]["tail_mass_ratio"], label="window tail_mass_ratio (vs anchor's 1 %/99 % tails)")
     ax.plot(np.array(m["series"]["generation_tail_mass"]) / 0.02, "--", label="generation's true tail mass / 0.02")
     ax.plot(m["series"]["spread_ratio"], label="window spread_ratio")
-    for w, d, st in m["alerts"]:
+    for w, _d, st in m["alerts"]:
         ax.axvline(w, color="red", lw=0.8)
         ax.text(w, 1.05, st, color="red", fontsize=7)
     ax.set_title(f"Recursive Gaussian-mixture EM (every {m['stride']} generations per window)")

@@ -32,7 +32,7 @@ class Card(BaseModel):
     lifecycle: dict[str, Any] | None = None
 
     @model_validator(mode="after")
-    def _synthetic_fields(self) -> "Card":
+    def _synthetic_fields(self) -> Card:
         if self.role == "synthetic":
             if not self.anchored_by:
                 raise ValueError("anchored_by: required for role synthetic (name the real anchor dataset)")

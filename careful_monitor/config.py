@@ -3,21 +3,29 @@
 Precedence, highest first: command-line flags > environment (`CAREFUL_MONITOR_<SECTION>__<KEY>`,
 double underscore nests) > the YAML file (`--config` or `CAREFUL_MONITOR_CONFIG`) > defaults.
 Models are configured in the file only. Relative paths resolve against the config file's folder.
+The environment layer is read by pydantic-settings, from the mapping `load_config` is given.
 """
 
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, SettingsError
 
 from careful_monitor.errors import ConfigError
 
 ENV_PREFIX = "CAREFUL_MONITOR_"
 ENV_CONFIG = "CAREFUL_MONITOR_CONFIG"
+#: read by the CLI itself (`--log-level`), not a config section
+ENV_LOG_LEVEL = "CAREFUL_MONITOR_LOG_LEVEL"
+ENV_NESTING = "__"
 
 FeatureKindName = Literal["numeric", "categorical", "text", "probs"]
 
@@ -60,7 +68,7 @@ class WindowConfig(_Strict):
     min_size: int = Field(200, ge=10)
 
     @model_validator(mode="after")
-    def _min_le_size(self) -> "WindowConfig":
+    def _min_le_size(self) -> WindowConfig:
         if self.min_size > self.size:
             raise ValueError(f"min_size ({self.min_size}) must not exceed size ({self.size})")
         return self
@@ -105,7 +113,7 @@ class PolicyConfig(_Strict):
     cusum_drift: float = Field(0.25, ge=0)
 
     @model_validator(mode="after")
-    def _order(self) -> "PolicyConfig":
+    def _order(self) -> PolicyConfig:
         if self.retire_after < self.watch_after:
             raise ValueError(f"retire_after ({self.retire_after}) must be >= watch_after ({self.watch_after})")
         return self
@@ -195,27 +203,121 @@ class Config(_Strict):
     def dead_letters_path(self) -> Path:
         return self.resolve_path(self.dead_letters.path)
 
-    def model(self, name: str) -> ModelConfig:
-        return self.models[name]
+
+#: the sections the environment may set: all but `models` (file only) and the runtime-only fields
+ENV_SECTIONS = tuple(name for name, field in Config.model_fields.items() if name != "models" and not field.exclude)
 
 
-def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
-    """`CAREFUL_MONITOR_STORE__URL=x` -> {"store": {"url": "x"}}; models are file-only."""
+class _EnvSettings(BaseSettings):
+    # Values stay strings (no JSON decoding of whole sections): `__` nesting is the one way in, and
+    # Config validates them after the merge, since one may be valid only with the file's others.
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTING,
+                                      case_sensitive=False, enable_decoding=False)
+
+
+_ENV_FIELDS: dict[str, Any] = {name: (Config.model_fields[name].annotation, None) for name in ENV_SECTIONS}
+_EnvLayer = create_model("_EnvLayer", __base__=_EnvSettings, **_ENV_FIELDS)
+
+
+class _MappingEnvSource(EnvSettingsSource):
+    """pydantic-settings' environment source, reading the given mapping instead of `os.environ`."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self._environ = environ
+        super().__init__(_EnvLayer)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        return {k.lower(): v for k, v in self._environ.items()}  # case_sensitive=False, as configured
+
+
+def _env_names(model: type[BaseModel], path: tuple[str, ...] = ()) -> Iterator[tuple[str, tuple[str, ...], FieldInfo]]:
+    """(variable, path, field) for every section, sub-section and key the environment can reach."""
+    for name, field in model.model_fields.items():
+        if not path and name not in ENV_SECTIONS:
+            continue
+        sub = (*path, name)
+        var = ENV_PREFIX + ENV_NESTING.join(sub).upper()
+        yield var, sub, field
+        if isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel):
+            yield from _env_names(field.annotation, sub)
+
+
+def _is_section(field: FieldInfo) -> bool:
+    return isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+
+
+#: variable -> (path, field): CAREFUL_MONITOR_KAFKA__TOPICS__EVENTS -> (("kafka", "topics", "events"), <field>)
+_ENV_NAMES = {var: (path, field) for var, path, field in _env_names(Config)}
+
+
+def _underscores(name: str) -> str:
+    return re.sub("_+", "_", name.upper())
+
+
+def _check_env_names(environ: Mapping[str, str]) -> None:
+    """Refuse CAREFUL_MONITOR_* variables that would otherwise be silently ignored or misread."""
+    sections = ", ".join(s.upper() for s in ENV_SECTIONS)
+    for var in sorted(environ):
+        if var in (ENV_CONFIG, ENV_LOG_LEVEL):
+            continue
+        name = var[len(ENV_PREFIX):].upper()
+        head = name.split(ENV_NESTING)[0]
+        if head == "MODELS" or name.startswith("MODELS_"):
+            raise ConfigError(var, "models are configured in the file only, not from the environment",
+                              f"unset {var} and set it under 'models:' in the config file")
+        known = _ENV_NAMES.get(ENV_PREFIX + name)
+        if known is not None:
+            path, field = known
+            if not _is_section(field):
+                continue
+            raise ConfigError(var, f"names the section '{'.'.join(path)}', not a key",
+                              f"set its keys one by one, as {ENV_PREFIX + name}{ENV_NESTING}<KEY>")
+        misnested = f"is not a config variable: '{ENV_NESTING}' nests, a single '_' is part of a name"
+        meant = [v for v in _ENV_NAMES if _underscores(v) == _underscores(ENV_PREFIX + name)]
+        if meant:
+            raise ConfigError(var, misnested, f"did you mean {meant[0]}?")
+        if head.lower() in ENV_SECTIONS:
+            continue  # an unknown key in a known section: Config rejects it by its dotted name, as in a file
+        section = next((s.upper() for s in ENV_SECTIONS if name.startswith(s.upper() + "_")), None)
+        if section is not None:
+            rest = name[len(section) + 1:]
+            raise ConfigError(var, misnested, f"did you mean {ENV_PREFIX}{section}{ENV_NESTING}{rest}?")
+        if ENV_NESTING in name:
+            raise ConfigError(var, f"'{head.lower()}' is not a config section",
+                              f"use {ENV_PREFIX}<SECTION>{ENV_NESTING}<KEY> with SECTION one of {sections}")
+        # Anything else without '__' is not a config variable (e.g. CAREFUL_MONITOR_REGENERATE_GOLDEN).
+
+
+def _literals(annotation: Any) -> set[Any]:
+    if get_origin(annotation) is Literal:
+        return set(get_args(annotation))
+    return {v for arg in get_args(annotation) for v in _literals(arg)}
+
+
+def _nulls(node: dict[str, Any], path: tuple[str, ...] = ()) -> dict[str, Any]:
+    """'null' or 'none' (any case) from the environment means None, unless the key allows that word."""
     out: dict[str, Any] = {}
-    for key, value in environ.items():
-        if not key.startswith(ENV_PREFIX) or key == ENV_CONFIG:
-            continue
-        parts = [p.lower() for p in key[len(ENV_PREFIX):].split("__")]
-        if len(parts) < 2 or parts[0] == "models":
-            continue
-        node = out
-        for part in parts[:-1]:
-            node = node.setdefault(part, {})
-            if not isinstance(node, dict):
-                break
+    for key, value in node.items():
+        sub = (*path, key)
+        if isinstance(value, dict):
+            out[key] = _nulls(value, sub)
+        elif isinstance(value, str) and value.lower() in ("null", "none"):
+            known = _ENV_NAMES.get(ENV_PREFIX + ENV_NESTING.join(sub).upper())
+            out[key] = value if known and value in _literals(known[1].annotation) else None  # policy.detector: none
         else:
-            node[parts[-1]] = None if value.lower() in ("null", "none") else value
+            out[key] = value
     return out
+
+
+def _env_overrides(environ: Mapping[str, str]) -> dict[str, Any]:
+    """`CAREFUL_MONITOR_STORE__URL=x` -> {"store": {"url": "x"}}; models are file-only."""
+    ours = {k: v for k, v in environ.items() if k.startswith(ENV_PREFIX)}
+    _check_env_names(ours)
+    try:
+        return _nulls(_MappingEnvSource(ours)())
+    except SettingsError as err:  # not expected once the names are checked; still a config error, not a crash
+        fix = f"set keys one by one as {ENV_PREFIX}<SECTION>{ENV_NESTING}<KEY>"
+        raise ConfigError("(environment)", str(err), fix) from None
 
 
 def _deep_merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -254,7 +356,20 @@ def load_config(
     environ: dict[str, str] | None = None,
     overrides: dict[str, Any] | None = None,
 ) -> Config:
-    """Load, merge and validate configuration; raise ConfigError naming the key and the fix."""
+    """Load, merge and validate configuration; raise ConfigError naming the key and the fix.
+
+    `environ` defaults to `os.environ`; `overrides` are the command-line flags, nested like the file.
+
+    >>> env = {"CAREFUL_MONITOR_HTTP__PORT": "9400", "CAREFUL_MONITOR_KAFKA__TOPICS__EVENTS": "ev"}
+    >>> cfg = load_config(None, environ=env, overrides={"http": {"port": 9500}})
+    >>> cfg.http.port, cfg.kafka.topics.events, cfg.window.size
+    (9500, 'ev', 1000)
+    >>> try:
+    ...     load_config(None, environ={"CAREFUL_MONITOR_STORE_URL": "sqlite:///x.db"})
+    ... except ConfigError as err:
+    ...     print(err.key, "->", err.fix)
+    CAREFUL_MONITOR_STORE_URL -> did you mean CAREFUL_MONITOR_STORE__URL?
+    """
     environ = dict(os.environ) if environ is None else environ
     if path is None and environ.get(ENV_CONFIG):
         path = environ[ENV_CONFIG]
@@ -272,7 +387,8 @@ def load_config(
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):
-            raise ConfigError("(root)", f"{p} must hold a mapping, got {type(loaded).__name__}", "start the file with keys like 'models:'")
+            raise ConfigError("(root)", f"{p} must hold a mapping, got {type(loaded).__name__}",
+                              "start the file with keys like 'models:'")
         data = loaded
         base_dir = p.resolve().parent
         source = str(p)

@@ -1,21 +1,45 @@
 #!/usr/bin/env bash
 # Install the operations tools the tests run for real: Debian's `prometheus` (prometheus, promtool) and
 # `prometheus-alertmanager` (prometheus-alertmanager, amtool). A no-op when they are present.
-# Needs root. System services are not started (a temporary policy-rc.d denies it), so the tests start
-# their own Prometheus and Alertmanager on free loopback ports.
+# Needs root. System services are not started (a temporary policy-rc.d denies it, and any daemon the
+# packages started anyway is stopped), so nothing stays on :9090/:9093 and the tests start their own
+# Prometheus and Alertmanager on free loopback ports.
 #   deploy/services.sh install
 set -euo pipefail
+
+PACKAGES=(prometheus prometheus-alertmanager)
 
 have_tools() {
   command -v promtool >/dev/null && command -v amtool >/dev/null &&
     command -v prometheus >/dev/null && command -v prometheus-alertmanager >/dev/null
 }
 
+# Stop a system service the packages may have started (systemd, or the sysvinit scripts Debian ships).
+stop_system_service() {
+  local svc=$1
+  if [ -d /run/systemd/system ] && command -v systemctl >/dev/null; then
+    if systemctl is-active --quiet "$svc"; then systemctl stop "$svc" || true; fi
+  elif [ -x "/etc/init.d/$svc" ]; then
+    if "/etc/init.d/$svc" status >/dev/null 2>&1; then "/etc/init.d/$svc" stop >/dev/null 2>&1 || true; fi
+  fi
+}
+
+# Warn (not fail) when something still listens on Prometheus' or Alertmanager's default port.
+check_ports_free() {
+  command -v ss >/dev/null || return 0
+  local port
+  for port in 9090 9093; do
+    if ss -Hltn "sport = :$port" 2>/dev/null | grep -q .; then
+      echo "services.sh: warning: something listens on :$port ($(ss -Hltnp "sport = :$port" 2>/dev/null | head -1))" >&2
+    fi
+  done
+}
+
 case "${1:-}" in
   install)
     if have_tools; then exit 0; fi
     if [ "$(id -u)" != 0 ]; then
-      echo "services.sh: run as root, or install Debian's prometheus and prometheus-alertmanager" >&2
+      echo "services.sh: run as root, or install Debian's ${PACKAGES[*]}" >&2
       exit 1
     fi
     policy=/usr/sbin/policy-rc.d
@@ -27,7 +51,9 @@ case "${1:-}" in
     chmod 755 "$policy"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null
-    apt-get install -y -qq --no-install-recommends prometheus prometheus-alertmanager >/dev/null
+    apt-get install -y -qq --no-install-recommends "${PACKAGES[@]}" >/dev/null
+    for svc in "${PACKAGES[@]}"; do stop_system_service "$svc"; done
+    check_ports_free
     have_tools || { echo "services.sh: the packages installed, but promtool/amtool are still missing" >&2; exit 1; }
     echo "services.sh: $(promtool --version 2>&1 | head -1); $(amtool --version 2>&1 | head -1)"
     ;;

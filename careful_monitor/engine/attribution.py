@@ -24,23 +24,10 @@ delta = window - anchor and d = S - anchor:
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
-
-@dataclass(frozen=True, slots=True)
-class Attribution:
-    dataset: str
-    affinity: float
-    share: float | None
-    share_se: float
-    identifiable: bool
-
-    def to_dict(self) -> dict:
-        return {"dataset": self.dataset, "affinity": round(self.affinity, 6),
-                "share": None if self.share is None else round(self.share, 6),
-                "share_se": round(self.share_se, 6), "share_identifiable": self.identifiable}
+from careful_monitor.engine.types import Attribution
 
 
 def _norm(c: np.ndarray) -> np.ndarray:

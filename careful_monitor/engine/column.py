@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
 from careful_monitor.engine.profile import (
-    CATEGORICAL, NUMERIC, PROBS, TEXT, CategoricalProfile, FeatureProfile, NumericProfile, ProbsProfile,
-    TextProfile, probs_to_arrays, to_float_array,
+    CATEGORICAL,
+    NUMERIC,
+    PROBS,
+    TEXT,
+    CategoricalProfile,
+    FeatureProfile,
+    NumericProfile,
+    ProbsProfile,
+    TextProfile,
+    probs_to_arrays,
+    to_float_array,
 )
 from careful_monitor.engine.text import distinct2, tokenize_many
 
@@ -25,7 +35,10 @@ class WindowColumn:
     mismatches: int
     x: np.ndarray = field(default_factory=lambda: np.empty(0))  # sorted values (numeric; confidence for probs)
     counts: np.ndarray = field(default_factory=lambda: np.empty(0, dtype=np.int64))  # anchor grid / categories / tokens
-    extra: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str | tuple[str, int], Any] = field(default_factory=dict)  # also caches, e.g. ("_q", points)
+    #: the anchor's sd of this feature (probs: of its confidence), the unit of distances such as
+    #: Wasserstein against any reference; 1.0 where the anchor has none
+    scale: float = 1.0
 
     @property
     def hist(self) -> np.ndarray:
@@ -74,14 +87,16 @@ def summarise(values: Sequence[Any], anchor: FeatureProfile) -> WindowColumn:
         aligned = x if len(x) == total else None  # row-aligned copy for the joint test, when nothing was dropped
         x = np.sort(x)
         counts = np.bincount(np.searchsorted(anchor.edges, x, side="right"), minlength=len(anchor.edges) + 1)
-        return WindowColumn(NUMERIC, len(x), total, nulls, bad, x, counts, {"aligned": aligned})
+        return WindowColumn(NUMERIC, len(x), total, nulls, bad, x, counts, {"aligned": aligned},
+                            scale=anchor.std or 1.0)
     if anchor.kind == PROBS:
         assert isinstance(anchor, ProbsProfile)
-        conf, ent, top, nulls, bad = probs_to_arrays(values)
+        conf, ent, _top, nulls, bad = probs_to_arrays(values)
         conf.sort()
         edges = anchor.confidence.edges
         counts = np.bincount(np.searchsorted(edges, conf, side="right"), minlength=len(edges) + 1)
-        return WindowColumn(PROBS, len(conf), total, nulls, bad, conf, counts, {"entropy": ent})
+        return WindowColumn(PROBS, len(conf), total, nulls, bad, conf, counts, {"entropy": ent},
+                            scale=anchor.confidence.std or 1.0)
     if anchor.kind == CATEGORICAL:
         assert isinstance(anchor, CategoricalProfile)
         present = [str(v) for v in values if v is not None and not isinstance(v, (dict, list))]
@@ -118,7 +133,8 @@ def reference_counts(ref: FeatureProfile) -> np.ndarray:
     return ref.counts
 
 
-def summarise_probs(parts: list[tuple[np.ndarray, np.ndarray, int, int]], anchor: ProbsProfile, total: int) -> WindowColumn:
+def summarise_probs(parts: list[tuple[np.ndarray, np.ndarray, int, int]], anchor: ProbsProfile,
+                    total: int) -> WindowColumn:
     """The probs column from confidence/entropy already computed batch by batch (same result as summarise)."""
     conf = np.concatenate([p[0] for p in parts]) if parts else np.empty(0)
     ent = np.concatenate([p[1] for p in parts]) if parts else np.empty(0)
@@ -126,4 +142,4 @@ def summarise_probs(parts: list[tuple[np.ndarray, np.ndarray, int, int]], anchor
     edges = anchor.confidence.edges
     counts = np.bincount(np.searchsorted(edges, conf, side="right"), minlength=len(edges) + 1)
     return WindowColumn(PROBS, len(conf), total, sum(p[2] for p in parts), sum(p[3] for p in parts), conf, counts,
-                        {"entropy": ent})
+                        {"entropy": ent}, scale=anchor.confidence.std or 1.0)

@@ -1,32 +1,31 @@
-"""One model's monitor: columns of events -> windows -> tests -> flags -> attribution -> policy -> alerts.
+"""One model's monitor: columns of events -> windows -> comparisons -> flags -> attribution -> policy -> alerts.
 
-Pure: time (`now`, wall clock for `created_at`) is passed in, event time comes from the events, and
-the state can be snapshotted to bytes and restored, so a window left open by one replay is
-continued by the next, and a Kafka worker resumes where the last one saved.
+The steps live in their own modules: `window` buffers the open window, `evaluate` runs the
+comparisons, BH and effect floors, `attribution` points drift at synthetic sets, `policy` turns
+evidence into states. This module orchestrates them and builds the typed `WindowResult` and
+`Alert`s. Pure: wall-clock time (`now`, for `created_at`) is passed in, event time comes from
+the events, and the state is snapshotted to a data-only codec (`engine.state`) and restored, so
+a window left open by one replay is continued by the next, and a Kafka worker resumes where the
+last one saved.
 """
 
 from __future__ import annotations
 
-import pickle
-from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
-from typing import Any, Sequence
 
 import numpy as np
 
 from careful_monitor.engine.attribution import AttributionModel
-from careful_monitor.engine.column import WindowColumn, reference_counts, summarise, summarise_probs
-from careful_monitor.engine.detectors import make_detector
-from careful_monitor.engine.fdr import benjamini_hochberg
-from careful_monitor.engine.policy import STATE_CODES, Policy, Transition
-from careful_monitor.engine.profile import CATEGORICAL, NUMERIC, PROBS, ProbsProfile, ReferenceProfile, probs_to_arrays
-from careful_monitor.engine.tests import TestResult
-from careful_monitor.engine.tests.joint import JointCorrelation
-from careful_monitor.engine.tests.registry import SIGNATURE_NAMES, for_kind
-from careful_monitor.engine.tests.wasserstein import Wasserstein
+from careful_monitor.engine.column import reference_counts
+from careful_monitor.engine.detectors import StreamingDetector, make_detector
+from careful_monitor.engine.evaluate import evaluate_window
+from careful_monitor.engine.policy import Policy, Transition
+from careful_monitor.engine.profile import PROBS, ProbsProfile, ReferenceProfile
+from careful_monitor.engine.state import decode_state, encode_state
+from careful_monitor.engine.types import Alert, Attribution, PolicyState, WindowResult
+from careful_monitor.engine.window import ModelBatch, OpenWindow
 
-SNAPSHOT_VERSION = 1
 MAX_EVIDENCE = 12
 
 
@@ -52,31 +51,13 @@ class MonitorSpec:
     versions_per_model: int = 5
 
 
-@dataclass
-class ModelBatch:
-    """Columnar events of one model: parallel lists, one entry per accepted event."""
-
-    ts: list[float | None]
-    versions: list[str | None]
-    columns: dict[str, list[Any]]
-
-    def __len__(self) -> int:
-        return len(self.ts)
-
-
-@dataclass
+@dataclass(frozen=True, slots=True)
 class WindowOutcome:
-    """What closing one window produced: its stored result, transitions and alerts."""
+    """What closing one window produced: its result, the policy transitions and the alerts they raised."""
 
-    result: dict[str, Any]
-    transitions: list[Transition]
-    alerts: list[dict[str, Any]]
-    tests: list[tuple[str, str, TestResult, bool]]  # feature, reference, result, flagged (anchor only)
-    states: dict[str, str]
-
-
-def iso(ts: float) -> str:
-    return datetime.fromtimestamp(ts, tz=timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    result: WindowResult
+    transitions: tuple[Transition, ...]
+    alerts: tuple[Alert, ...]
 
 
 class ModelMonitor:
@@ -92,17 +73,17 @@ class ModelMonitor:
             {name: {f: reference_counts(p) for f, p in feats.items()} for name, feats in self._ref_feats.items()},
             max_share_se=spec.max_share_se,
         )
-        self._joint = JointCorrelation()
-        self._joint_features = [f for f in (anchor.joint.features if anchor.joint else []) if f in self.features]
+        self._joint_features = frozenset(f for f in (anchor.joint.features if anchor.joint else [])
+                                         if f in self.features)
         self.detector_feature = next((f for f, k in self.features.items() if k == PROBS), None)
         # the open window and everything that must survive a restart
         self.window_index = 0
         self.events_seen = 0
-        self._pending_detector: int | None = None
+        self._pending_detector: int | None = None  # direction of a detection not yet acted on
         self.last_ts: float | None = None
-        self._reset_window()
+        self.window = self._new_window()
         self.policy = Policy(list(synthetic), anchor.name, spec.watch_after, spec.retire_after, spec.clear_after)
-        self.detector = None
+        self.detector: StreamingDetector | None = None
         self.version_order: list[str] = []
         if self.detector_feature:
             conf = anchor.features[self.detector_feature]
@@ -113,48 +94,39 @@ class ModelMonitor:
             self.restore(snapshot)
 
     # --- state -------------------------------------------------------------------------------
-    def _reset_window(self) -> None:
-        self.cols: dict[str, list[Any]] = {f: [] for f in self.features}
-        self.n_open = 0
-        self.first_ts: float | None = None
-        self.open_last_ts: float | None = None
-        self.versions: Counter[str] = Counter()
-        self.detector_hits = 0
-        # confidence / entropy of the probs feature, computed once per batch slice (detector + window)
-        self.probs_parts: list[tuple[np.ndarray, np.ndarray, int, int]] = []
+    def _new_window(self) -> OpenWindow:
+        return OpenWindow(list(self.features), self.detector_feature)
 
     def snapshot(self) -> bytes:
-        state = {"v": SNAPSHOT_VERSION, "window_index": self.window_index, "events_seen": self.events_seen,
-                 "last_ts": self.last_ts, "cols": self.cols, "n_open": self.n_open, "first_ts": self.first_ts,
-                 "open_last_ts": self.open_last_ts, "versions": dict(self.versions),
-                 "detector_hits": self.detector_hits, "policy": self.policy.states, "detector": self.detector,
-                 "version_order": self.version_order, "pending_detector": self._pending_detector,
-                 "probs_parts": self.probs_parts}
-        return pickle.dumps(state, protocol=pickle.HIGHEST_PROTOCOL)
+        """Everything that must survive a restart, in the data-only codec of `engine.state`."""
+        return encode_state({
+            "window_index": self.window_index, "events_seen": self.events_seen, "last_ts": self.last_ts,
+            "window": self.window.state(), "policy": self.policy.state(),
+            "detector": None if self.detector is None else {"kind": self.spec.detector, **self.detector.state()},
+            "version_order": self.version_order, "pending_detector": self._pending_detector,
+        })
 
     def restore(self, blob: bytes) -> None:
-        state = pickle.loads(blob)
-        if state.get("v") != SNAPSHOT_VERSION:
-            raise ValueError(f"engine snapshot version {state.get('v')} is not {SNAPSHOT_VERSION}")
-        self.window_index, self.events_seen, self.last_ts = state["window_index"], state["events_seen"], state["last_ts"]
-        self.cols = {f: state["cols"].get(f, [None] * state["n_open"]) for f in self.features}
-        self.n_open, self.first_ts, self.open_last_ts = state["n_open"], state["first_ts"], state["open_last_ts"]
-        self.versions = Counter(state["versions"])
-        self.detector_hits = state["detector_hits"]
-        for name, st in state["policy"].items():
-            if name in self.policy.states:
-                self.policy.states[name] = st
-        if state["detector"] is not None and self.detector is not None and type(state["detector"]) is type(self.detector):
-            self.detector = state["detector"]
-        self.version_order = state["version_order"]
-        self._pending_detector = state.get("pending_detector")
-        self.probs_parts = state.get("probs_parts", [])
+        state = decode_state(blob, self.model)
+        self.window_index, self.events_seen, self.last_ts = (state["window_index"], state["events_seen"],
+                                                             state["last_ts"])
+        self.window = OpenWindow.from_state(state["window"], list(self.features), self.detector_feature)
+        self.policy.restore(state["policy"])
+        saved = state["detector"]
+        if saved is not None and self.detector is not None and saved.get("kind") == self.spec.detector:
+            self.detector.restore(saved)
+        self.version_order = list(state["version_order"])
+        self._pending_detector = state["pending_detector"]
 
     @property
     def open_events(self) -> int:
-        return self.n_open
+        return self.window.n
 
-    def states(self) -> dict[str, str]:
+    @property
+    def n_open(self) -> int:
+        return self.window.n
+
+    def states(self) -> dict[str, PolicyState]:
         return {name: st.state for name, st in self.policy.states.items()}
 
     # --- ingestion ---------------------------------------------------------------------------
@@ -192,149 +164,85 @@ class ModelMonitor:
         i = 0
         size, min_size, max_s = self.spec.window_size, self.spec.min_size, self.spec.max_seconds
         while i < n:
-            first = self.first_ts if self.first_ts is not None else float(ts[i])
-            room = size - self.n_open
-            seg = ts[i:i + room]
+            w = self.window
+            first = w.first_ts if w.first_ts is not None else float(ts[i])
+            seg = ts[i:i + size - w.n]
             late = (seg - first) > max_s
-            late &= (self.n_open + np.arange(len(seg))) >= min_size
+            late &= (w.n + np.arange(len(seg))) >= min_size
             j = int(np.argmax(late)) if late.any() else len(seg)
             if j > 0:
                 self._append(batch, i, i + j, ts)
             i += j
-            if late.any() or self.n_open >= size:
+            if late.any() or self.window.n >= size:
                 out.append(self._close(now))
         return out
 
     def _append(self, batch: ModelBatch, lo: int, hi: int, ts: np.ndarray) -> None:
-        for f, col in self.cols.items():
-            src = batch.columns.get(f)
-            col.extend(src[lo:hi] if src is not None else [None] * (hi - lo))
-        if self.first_ts is None:
-            self.first_ts = float(ts[lo])
-        self.open_last_ts = float(ts[hi - 1])
-        self.n_open += hi - lo
-        self.versions.update(v for v in batch.versions[lo:hi] if v is not None)
-        if self.detector_feature:
-            conf, ent, _, nulls, bad = probs_to_arrays(batch.columns.get(self.detector_feature, [])[lo:hi])
-            self.probs_parts.append((conf, ent, nulls, bad))
-        if self.detector is not None and self.detector_feature:
+        conf = self.window.append(batch, lo, hi, ts)
+        if self.detector is not None and conf is not None:
             hits = self.detector.update_many(conf)
             if hits:
-                self.detector_hits += len(hits)
-                self._pending_detector = getattr(self.detector, "direction", 0)
+                self.window.detector_hits += len(hits)
+                self._pending_detector = self.detector.direction
 
     def flush(self, now: float) -> list[WindowOutcome]:
         """Close the open window if it holds at least `min_size` events (end of a replay)."""
-        if self.n_open >= self.spec.min_size:
+        if self.window.n >= self.spec.min_size:
             return [self._close(now)]
         return []
 
     # --- one window --------------------------------------------------------------------------
     def _close(self, now: float) -> WindowOutcome:
-        spec = self.spec
-        floors = spec.min_effect
-        tests: list[tuple[str, str, TestResult]] = []
-        anchor_tests: list[tuple[str, TestResult]] = []
-        quality: list[dict[str, Any]] = []
-        window_counts: dict[str, np.ndarray] = {}
-        raw_numeric: dict[str, np.ndarray] = {}
-        for f, kind in self.features.items():
-            values = self.cols[f]
-            aprof = self.anchor.features[f]
-            if f == self.detector_feature and sum(len(p[0]) + p[2] + p[3] for p in self.probs_parts) == len(values):
-                col = summarise_probs(self.probs_parts, aprof, len(values))  # type: ignore[arg-type]
-            else:
-                col = summarise(values, aprof)
-            window_counts[f] = col.counts
-            if kind == NUMERIC and f in self._joint_features:
-                aligned = col.extra.get("aligned")
-                raw_numeric[f] = aligned if aligned is not None else _aligned_floats(values)
-            for t in for_kind(kind, anchor=True):
-                r = t.compare(aprof, col)
-                if r is not None:
-                    anchor_tests.append((f, r))
-                    tests.append((f, self.anchor.name, r))
-            scale = _anchor_sd(aprof)
-            for name, feats in self._ref_feats.items():
-                sprof = feats.get(f)
-                if sprof is None:
-                    continue
-                for t in for_kind(kind, anchor=False):
-                    tt = Wasserstein(scale) if t.name == "wasserstein" else t
-                    r = tt.compare(sprof, col)
-                    if r is not None:
-                        tests.append((f, name, r))
-            quality.extend(_quality(f, kind, col, aprof))
-        jr = self._joint.compare_rows(self.anchor, raw_numeric) if raw_numeric else None
-        if jr is not None:
-            anchor_tests.append(("joint", jr))
-            tests.append(("joint", self.anchor.name, jr))
-        rejected = benjamini_hochberg([r.p_value for _, r in anchor_tests], spec.fdr)
-        flagged_set = set()
-        evidence = []
-        for (f, r), rej in zip(anchor_tests, rejected):
-            if rej and r.effect >= floors.get(_effect_key(r.test), 0.0):
-                flagged_set.add((f, r.test))
-                evidence.append({"feature": f, "signal": r.test, "value": _r(r.statistic), "p_value": _p(r.p_value),
-                                 "effect": _r(r.effect)})
-        evidence = _interleave(evidence)
-        flagged_features = sorted({f for f, _ in flagged_set})
-        attributions = self.attribution.attribute(window_counts)
-        blamed = set()
-        if flagged_set:
-            for a in attributions:
-                if a.identifiable and a.affinity >= spec.min_affinity and (a.share or 0.0) >= spec.min_share:
-                    blamed.add(a.dataset)
-            if not blamed:
-                blamed.add(self.anchor.name)
-        index = self.window_index
-        transitions = []
-        pending = self._pending_detector
-        if pending is not None:
-            transitions += self.policy.detector_watch(index, self._detector_suspects(pending))
+        spec, w, index = self.spec, self.window, self.window_index
+        ev = evaluate_window(
+            w.cols, self.features, self.anchor, self._ref_feats, fdr=spec.fdr, min_effect=spec.min_effect,
+            probs_feature=self.detector_feature,
+            probs_parts=w.probs_parts if self.detector_feature and w.probs_parts_complete() else None,
+            joint_features=self._joint_features)
+        attributions = tuple(self.attribution.attribute(ev.window_counts))
+        blamed = self._blame(ev.flagged, attributions)
+        transitions: list[Transition] = []
+        if self._pending_detector is not None:
+            transitions += self.policy.detector_watch(index, self._detector_suspects(self._pending_detector))
             self._pending_detector = None
         transitions += self.policy.step(index, blamed)
-        versions = sorted(self.versions)
-        dominant = self.versions.most_common(1)[0][0] if self.versions else None
-        states = self.states()
-        result = {
-            "model": self.model, "window": index, "window_start": self.first_ts, "window_end": self.open_last_ts,
-            "n_events": self.n_open, "model_versions": versions, "version": dominant,
-            "flagged": bool(flagged_set), "flagged_features": flagged_features,
-            "evidence": evidence[:MAX_EVIDENCE],
-            "tests": [{"feature": f, "reference": ref, "test": r.test, "statistic": _r(r.statistic),
-                       "p_value": _p(r.p_value), "effect": _r(r.effect),
-                       "flagged": ref == self.anchor.name and (f, r.test) in flagged_set} for f, ref, r in tests],
-            "quality": quality,
-            "attribution": [a.to_dict() for a in attributions],
-            "blamed": sorted(blamed), "states": states, "detector_hits": self.detector_hits,
-        }
-        att = {a.dataset: a for a in attributions}
-        alerts = []
-        for t in transitions:
-            if not t.alerting:
-                continue
-            a = att.get(t.dataset)
-            is_anchor = t.dataset == self.anchor.name
-            alerts.append({
-                "alert_id": f"{self.model}:{t.dataset}:{index}:{t.to_state}", "model": self.model,
-                "dataset": t.dataset, "state": t.to_state, "since_window": t.since_window, "window": index,
-                "window_end": iso(self.open_last_ts or 0.0), "created_at": iso(now), "model_versions": versions,
-                "evidence": evidence[:MAX_EVIDENCE],
-                "affinity": None if is_anchor or a is None else _r(a.affinity),
-                "share": None if is_anchor or a is None or a.share is None else _r(a.share),
-                "share_identifiable": False if is_anchor or a is None else a.identifiable,
-                "action": _action(self.model, t.dataset, is_anchor),
-                "acked_by": None, "acked_at": None,
-            })
-        flagged_tests = [(f, ref, r, ref == self.anchor.name and (f, r.test) in flagged_set) for f, ref, r in tests]
+        versions = tuple(sorted(w.versions))
+        evidence = ev.evidence[:MAX_EVIDENCE]
+        result = WindowResult(
+            model=self.model, window=index, window_start=w.first_ts or 0.0, window_end=w.last_ts or 0.0,
+            n_events=w.n, model_versions=versions, version=w.dominant_version(), flagged=ev.flagged,
+            flagged_features=ev.flagged_features, evidence=evidence, tests=ev.tests, quality=ev.quality,
+            attribution=attributions, blamed=tuple(sorted(blamed)), states=self.states(),
+            detector_hits=w.detector_hits)
+        alerts = tuple(self._alert(t, result, now) for t in transitions if t.alerting)
         self.window_index += 1
-        self._reset_window()
-        return WindowOutcome(result, transitions, alerts, flagged_tests, states)
+        self.window = self._new_window()
+        return WindowOutcome(result, tuple(transitions), alerts)
+
+    def _blame(self, flagged: bool, attributions: Sequence[Attribution]) -> set[str]:
+        """The datasets a window is evidence for: synthetic sets that explain it, else the anchor."""
+        if not flagged:
+            return set()
+        spec = self.spec
+        blamed = {a.dataset for a in attributions
+                  if a.identifiable and a.affinity >= spec.min_affinity and (a.share or 0.0) >= spec.min_share}
+        return blamed or {self.anchor.name}
+
+    def _alert(self, t: Transition, result: WindowResult, now: float) -> Alert:
+        is_anchor = t.dataset == self.anchor.name
+        a = None if is_anchor else result.attribution_of(t.dataset)
+        return Alert(
+            alert_id=f"{self.model}:{t.dataset}:{result.window}:{t.to_state}", model=self.model, dataset=t.dataset,
+            state=t.to_state, since_window=t.since_window, window=result.window, window_end=result.window_end,
+            created_at=now, model_versions=result.model_versions, evidence=result.evidence,
+            affinity=None if a is None else a.affinity, share=None if a is None else a.share,
+            share_identifiable=False if a is None else a.identifiable,
+            action=action_text(self.model, t.dataset, is_anchor))
 
     def _detector_suspects(self, direction: int) -> list[str]:
         """Which datasets a confidence shift points at: synthetic sets whose confidence moved that way."""
         f = self.detector_feature
+        assert f is not None
         a = self.anchor.features[f]
         assert isinstance(a, ProbsProfile)
         out = []
@@ -345,68 +253,13 @@ class ModelMonitor:
         return out or [self.anchor.name]
 
 
-def state_code(state: str) -> int:
-    return STATE_CODES[state]
-
-
-def _interleave(evidence: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """Order evidence so the first items cover every flagged feature: per feature, collapse
-    signatures before generic tests, then by p-value; then round-robin across features."""
-    per: dict[str, list[dict[str, Any]]] = {}
-    for e in sorted(evidence, key=lambda e: (e["signal"] not in SIGNATURE_NAMES, e["p_value"], -e["effect"])):
-        per.setdefault(e["feature"], []).append(e)
-    features = sorted(per, key=lambda f: per[f][0]["p_value"])
-    out = []
-    for i in range(max((len(v) for v in per.values()), default=0)):
-        out.extend(per[f][i] for f in features if i < len(per[f]))
-    return out
-
-
-def _effect_key(test: str) -> str:
-    from careful_monitor.engine.tests.registry import SIGNATURES, TESTS
-
-    for t in (*TESTS, *SIGNATURES):
-        if t.name == test:
-            return t.effect_key
-    return test
-
-
-def _anchor_sd(prof) -> float:
-    if isinstance(prof, ProbsProfile):
-        return prof.confidence.std
-    return getattr(prof, "std", 1.0) or 1.0
-
-
-def _aligned_floats(values: list[Any]) -> np.ndarray:
-    try:
-        return np.array(values, dtype=float)
-    except (TypeError, ValueError):
-        return np.array([v if isinstance(v, (int, float)) and not isinstance(v, bool) else np.nan for v in values], dtype=float)
-
-
-def _quality(f: str, kind: str, col: WindowColumn, aprof) -> list[dict[str, Any]]:
-    total = max(col.total, 1)
-    q = [{"feature": f, "signal": "null_rate", "value": _r(col.nulls / total), "anchor": _r(aprof.null_rate)},
-         {"feature": f, "signal": "type_mismatch_rate", "value": _r(col.mismatches / total), "anchor": 0.0}]
-    if kind == CATEGORICAL and col.n:
-        q.append({"feature": f, "signal": "unseen_rate", "value": _r(col.counts[-1] / col.n),
-                  "anchor": _r(aprof.counts[-1] / max(aprof.counts.sum(), 1))})
-    return q
-
-
-def _action(model: str, dataset: str, is_anchor: bool) -> str:
+def action_text(model: str, dataset: str, is_anchor: bool) -> str:
+    """The recommended action of an alert, in words on-call can follow."""
     if is_anchor:
         return (f"refresh the anchor {dataset}: register a current real dataset and set models.{model}.anchor "
                 f"to it; live data moved away from it in a way no synthetic set explains")
     return f"retire {dataset} from the next training mix of {model}"
 
 
-def _r(x: float) -> float:
-    return float(round(float(x), 6))
+__all__ = ["MAX_EVIDENCE", "ModelBatch", "ModelMonitor", "MonitorSpec", "WindowOutcome", "action_text"]
 
-
-def _p(p: float) -> float:
-    return float(f"{float(p):.6g}")
-
-
-__all__ = ["ModelMonitor", "MonitorSpec", "ModelBatch", "WindowOutcome", "SIGNATURE_NAMES", "state_code"]

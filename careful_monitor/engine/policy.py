@@ -8,36 +8,41 @@ the recommendation when the consecutive count, counting the window that entered 
 `retire_after`; back to `ok` after `clear_after` consecutive windows without evidence.
 
 >>> p = Policy(["synth"], "real", watch_after=1, retire_after=3, clear_after=2)
->>> [t.to_state for w in range(3) for t in p.step(w, {"synth"})]
+>>> [str(t.to_state) for w in range(3) for t in p.step(w, {"synth"})]
 ['watch', 'retire_recommended']
->>> [t.to_state for w in range(3, 5) for t in p.step(w, set())]
+>>> [str(t.to_state) for w in range(3, 5) for t in p.step(w, set())]
 ['ok']
+>>> q = Policy(["synth"], "real"); q.restore(p.state()); q.states == p.states
+True
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from typing import Any
 
-OK, WATCH, RETIRE, STALE = "ok", "watch", "retire_recommended", "anchor_stale"
-STATE_CODES = {OK: 0, WATCH: 1, RETIRE: 2, STALE: 3}
+from careful_monitor.engine.types import PolicyState
+
+OK, WATCH, RETIRE, STALE = PolicyState.OK, PolicyState.WATCH, PolicyState.RETIRE_RECOMMENDED, PolicyState.ANCHOR_STALE
 
 
 @dataclass(frozen=True, slots=True)
 class Transition:
     dataset: str
-    from_state: str
-    to_state: str
+    from_state: PolicyState
+    to_state: PolicyState
     window: int
     since_window: int | None
 
     @property
     def alerting(self) -> bool:
-        return self.to_state in (RETIRE, STALE)
+        return self.to_state.alerting
 
 
 @dataclass
 class DatasetState:
-    state: str = OK
+    state: PolicyState = OK
     evidence_run: int = 0
     clear_run: int = 0
     since_window: int | None = None
@@ -56,11 +61,22 @@ class Policy:
         for name in [*self.synthetic, self.anchor]:
             self.states.setdefault(name, DatasetState())
 
-    def _top(self, name: str) -> str:
+    def _top(self, name: str) -> PolicyState:
         return STALE if name == self.anchor else RETIRE
 
-    def state_of(self, name: str) -> str:
+    def state_of(self, name: str) -> PolicyState:
         return self.states[name].state
+
+    def state(self) -> dict[str, dict[str, Any]]:
+        """Every dataset's hysteresis counters as plain data."""
+        return {name: asdict(st) for name, st in self.states.items()}
+
+    def restore(self, state: Mapping[str, Mapping[str, Any]]) -> None:
+        """Resume from `state()`; datasets no longer in the mix are dropped, new ones start at ok."""
+        for name, st in state.items():
+            if name in self.states:
+                self.states[name] = DatasetState(PolicyState(st["state"]), int(st["evidence_run"]),
+                                                 int(st["clear_run"]), st["since_window"])
 
     def step(self, window: int, evidence: set[str]) -> list[Transition]:
         """Advance every dataset by one closed window; return the transitions it caused."""

@@ -10,7 +10,7 @@ bounded joint anchor sample used by the multivariate test.
 >>> rng = np.random.default_rng(0)
 >>> cols = {"inputs.x": rng.normal(size=5000).tolist(), "inputs.c": rng.choice(list("abc"), 5000).tolist()}
 >>> prof = build_profile("ref", "real", cols, kinds={"inputs.x": "numeric", "inputs.c": "categorical"}, rng=rng)
->>> prof.features["inputs.x"].kind, len(prof.features["inputs.x"].edges) + 1
+>>> str(prof.features["inputs.x"].kind), len(prof.features["inputs.x"].edges) + 1
 ('numeric', 20)
 >>> restored = ReferenceProfile.from_bytes(prof.to_bytes())
 >>> bool(np.allclose(restored.features["inputs.x"].quantiles, prof.features["inputs.x"].quantiles))
@@ -22,15 +22,17 @@ from __future__ import annotations
 import io
 import json
 import math
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, Iterable, Sequence
+from typing import Any
 
 import numpy as np
 
 from careful_monitor.engine.text import distinct_curve, tokenize_many
+from careful_monitor.engine.types import FeatureKind
 
-NUMERIC, CATEGORICAL, TEXT, PROBS = "numeric", "categorical", "text", "probs"
-KINDS = (NUMERIC, CATEGORICAL, TEXT, PROBS)
+NUMERIC, CATEGORICAL, TEXT, PROBS = FeatureKind.NUMERIC, FeatureKind.CATEGORICAL, FeatureKind.TEXT, FeatureKind.PROBS
+KINDS = tuple(FeatureKind)
 TAIL_Q = 0.01  # tails are the mass beyond the anchor's 1% / 99% quantiles
 RARE_P = 0.01  # a category rarer than 1% in the anchor is "rare"
 TEXT_TOP_TOKENS = 200
@@ -108,8 +110,8 @@ def probs_to_arrays(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, list
     conf = p[np.arange(len(p)), arg]
     with np.errstate(divide="ignore", invalid="ignore"):
         ent = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
-    keys = [list(m) for m, good in zip(maps, ok.tolist()) if good]
-    top = [kk[i] if i < len(kk) else "" for kk, i in zip(keys, arg.tolist())]
+    keys = [list(m) for m, good in zip(maps, ok.tolist(), strict=True) if good]
+    top = [kk[i] if i < len(kk) else "" for kk, i in zip(keys, arg.tolist(), strict=True)]
     return conf, ent, top, nulls, bad
 
 
@@ -248,11 +250,11 @@ class ReferenceProfile:
             arrays["joint:corr"] = self.joint.corr
         arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
         buf = io.BytesIO()
-        np.savez_compressed(buf, **arrays)
+        np.savez_compressed(buf, allow_pickle=True, **arrays)  # the default, named so **arrays cannot bind it
         return buf.getvalue()
 
     @classmethod
-    def from_bytes(cls, blob: bytes) -> "ReferenceProfile":
+    def from_bytes(cls, blob: bytes) -> ReferenceProfile:
         with np.load(io.BytesIO(blob), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         header = json.loads(arrays.pop("__header__").tobytes().decode())
@@ -298,7 +300,8 @@ def _unflatten(spec: dict[str, Any], prefix: str, arrays: dict[str, np.ndarray])
 
 # --- building ---------------------------------------------------------------------------------
 
-def numeric_profile(values: Sequence[Any], *, anchor: NumericProfile | None, bins: int, quantiles: int) -> NumericProfile:
+def numeric_profile(values: Sequence[Any], *, anchor: NumericProfile | None, bins: int,
+                    quantiles: int) -> NumericProfile:
     x, nulls, bad = to_float_array(values)
     total = len(values)
     if len(x) == 0:
@@ -331,10 +334,12 @@ def _entropy_stats(p: np.ndarray) -> tuple[float, float]:
     return h, float((nz * np.log(nz) ** 2).sum() - h * h)
 
 
-def categorical_profile(values: Sequence[Any], *, anchor: CategoricalProfile | None, max_categories: int) -> CategoricalProfile:
+def categorical_profile(values: Sequence[Any], *, anchor: CategoricalProfile | None,
+                        max_categories: int) -> CategoricalProfile:
     present = [str(v) for v in values if v is not None]
     nulls = len(values) - len(present)
-    cats, cnt = np.unique(np.array(present, dtype=str), return_counts=True) if present else (np.array([], dtype=str), np.array([], dtype=int))
+    cats, cnt = (np.unique(np.array(present, dtype=str), return_counts=True) if present
+                 else (np.array([], dtype=str), np.array([], dtype=int)))
     order = np.argsort(-cnt, kind="stable")
     cats, cnt = cats[order], cnt[order]
     if anchor is None:
@@ -344,7 +349,7 @@ def categorical_profile(values: Sequence[Any], *, anchor: CategoricalProfile | N
         keep = anchor.categories
         idx = anchor.index()
         counts = np.zeros(len(keep) + 1, dtype=np.int64)
-        for c, k in zip(cats.tolist(), cnt.tolist()):
+        for c, k in zip(cats.tolist(), cnt.tolist(), strict=True):
             counts[idx.get(c, len(keep))] += k
     p = counts[:-1] / max(counts.sum(), 1)
     h, hv = _entropy_stats(p)
@@ -359,7 +364,8 @@ def text_profile(values: Sequence[Any], *, anchor: TextProfile | None, rng: np.r
     lengths = np.array([len(t) for t in toks], dtype=float) if toks else np.zeros(1)
     flat = [w for t in toks for w in t]
     if anchor is None:
-        words, cnt = np.unique(np.array(flat, dtype=str), return_counts=True) if flat else (np.array([], dtype=str), np.array([], dtype=int))
+        words, cnt = (np.unique(np.array(flat, dtype=str), return_counts=True) if flat
+                      else (np.array([], dtype=str), np.array([], dtype=int)))
         order = np.argsort(-cnt, kind="stable")
         vocab = words[order][:TEXT_TOP_TOKENS].tolist()
     else:
@@ -376,7 +382,7 @@ def text_profile(values: Sequence[Any], *, anchor: TextProfile | None, rng: np.r
 
 
 def probs_profile(values: Sequence[Any], *, anchor: ProbsProfile | None, bins: int, quantiles: int) -> ProbsProfile:
-    conf, ent, top, nulls, bad = probs_to_arrays(values)
+    conf, ent, _top, nulls, bad = probs_to_arrays(values)
     labels = sorted({k for v in values if isinstance(v, dict) for k in v}) if anchor is None else anchor.labels
     cprof = numeric_profile(conf.tolist(), anchor=None if anchor is None else anchor.confidence,
                             bins=bins, quantiles=quantiles)
@@ -406,7 +412,8 @@ def joint_profile(columns: dict[str, Sequence[Any]], feats: dict[str, NumericPro
     idx = np.sort(rng.choice(n, size=min(rows, n), replace=False))
     mats = []
     for f in names:
-        col = np.array([columns[f][i] if isinstance(columns[f][i], (int, float)) and not isinstance(columns[f][i], bool) else np.nan for i in idx], dtype=float)
+        col = np.array([columns[f][i] if isinstance(columns[f][i], (int, float)) and not isinstance(columns[f][i], bool)
+                        else np.nan for i in idx], dtype=float)
         mats.append(col)
     m = np.column_stack(mats)
     m = m[np.isfinite(m).all(axis=1)]
@@ -414,7 +421,7 @@ def joint_profile(columns: dict[str, Sequence[Any]], feats: dict[str, NumericPro
     return JointProfile(names, z.astype(np.float32), np.corrcoef(z, rowvar=False))
 
 
-def build_profile(name: str, role: str, columns: dict[str, Sequence[Any]], *, kinds: dict[str, str] | None = None,
+def build_profile(name: str, role: str, columns: Mapping[str, Sequence[Any]], *, kinds: dict[str, str] | None = None,
                   anchor: ReferenceProfile | None = None, anchored_by: str | None = None, bins: int = 20,
                   quantiles: int = 1024, max_categories: int = 1000, joint_sample: int = 5000,
                   rng: np.random.Generator) -> ReferenceProfile:
@@ -423,17 +430,23 @@ def build_profile(name: str, role: str, columns: dict[str, Sequence[Any]], *, ki
     n_rows = len(next(iter(columns.values()))) if columns else 0
     feats: dict[str, FeatureProfile] = {}
     for fname, values in columns.items():
-        kind = kinds.get(fname) or (anchor.features[fname].kind if anchor and fname in anchor.features else infer_kind(values, max_categories))
+        kind = kinds.get(fname) or (anchor.features[fname].kind if anchor and fname in anchor.features
+                                    else infer_kind(values, max_categories))
         ref = anchor.features.get(fname) if anchor is not None else None
         if anchor is not None and (ref is None or ref.kind != kind):
             continue  # nothing to compare against on the anchor's side
+        # an anchor's profile of this feature has this kind (checked above), so it is of the matching class
         if kind == NUMERIC:
+            assert ref is None or isinstance(ref, NumericProfile)
             feats[fname] = numeric_profile(values, anchor=ref, bins=bins, quantiles=quantiles)
         elif kind == CATEGORICAL:
+            assert ref is None or isinstance(ref, CategoricalProfile)
             feats[fname] = categorical_profile(values, anchor=ref, max_categories=max_categories)
         elif kind == TEXT:
+            assert ref is None or isinstance(ref, TextProfile)
             feats[fname] = text_profile(values, anchor=ref, rng=rng)
         elif kind == PROBS:
+            assert ref is None or isinstance(ref, ProbsProfile)
             feats[fname] = probs_profile(values, anchor=ref, bins=bins, quantiles=quantiles)
         else:
             raise ValueError(f"unknown feature kind {kind!r} for {fname}")

@@ -9,7 +9,8 @@ compared with the anchor's diversity *at 300 texts*; the profile keeps that curv
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
+from itertools import pairwise
 
 import numpy as np
 
@@ -23,7 +24,7 @@ def distinct2(token_lists: Sequence[Sequence[str]]) -> float:
     seen: set[tuple[str, str]] = set()
     total = 0
     for toks in token_lists:
-        pairs = list(zip(toks, toks[1:]))
+        pairs = list(pairwise(toks))
         total += len(pairs)
         seen.update(pairs)
     return len(seen) / total if total else 0.0
@@ -36,7 +37,8 @@ def distinct_curve(token_lists: list[list[str]], sizes: np.ndarray, rng: np.rand
     means, sds = [], []
     for s in sizes:
         s = int(min(s, n))
-        vals = [distinct2([token_lists[i] for i in rng.choice(n, size=s, replace=False)]) for _ in range(draws)] if s else [0.0]
+        vals = ([distinct2([token_lists[i] for i in rng.choice(n, size=s, replace=False)]) for _ in range(draws)]
+                if s else [0.0])
         means.append(float(np.mean(vals)))
         sds.append(float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0)
     return np.array(means), np.array(sds)

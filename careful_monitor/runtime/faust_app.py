@@ -1,13 +1,18 @@
-"""`kafka.runtime: faust`: the same batch processing inside a Faust (faust-streaming) agent.
+"""`kafka.runtime: faust`: the service's batch processing inside one Faust (faust-streaming) agent.
 
-One agent, concurrency 1 (faust's offset commits misbehave above that), batching with
-`stream.take_events`. Window results, alerts, engine state and the offsets they cover are stored
-in one transaction before the batch is acknowledged, so Faust commits only what is stored. Faust
-may hand back records the store already covers (after a crash between our save and its commit):
-those are skipped by comparing with the offsets stored with the engine state, so nothing counts
-twice. Measured on one core Faust consumes ~3,800 events/s with no work at all, against ~51,000/s
-for the plain kafka-python loop (`careful-monitor bench --kafka`), which is why `consumer` is the
-default runtime; this one is for teams that already operate Faust workers, and runs one worker.
+Faust pushes messages to agents and commits what they acknowledge, so it does not fit the pull loop
+of `kafka_loop.KafkaService`; its agent hands each batch to the same `process_batch` instead, so
+dead letters, alerts, the one stored transaction with the offsets, the backoff while the store is
+down and readiness are the same code as in the other runtimes. One agent, concurrency 1 (Faust's
+offset commits misbehave above that), batching with `stream.take_events`. A batch is acknowledged
+only after it is stored, so Faust commits only what is stored. Faust may hand back records the
+store already covers (after a crash between our save and its commit): those are skipped by
+comparing with the offsets stored with the engine state, so nothing counts twice.
+
+Engine state is loaded once at start, not on each rebalance, so run one Faust worker per group.
+Faust's per-message machinery caps a worker at ~3,800 events/s before any work (a bare agent with
+`stream.take`), an order of magnitude under the default `aiokafka` runtime (README, "Kafka"); this
+runtime is for teams that already operate Faust workers.
 """
 
 from __future__ import annotations
@@ -16,79 +21,31 @@ import asyncio
 import logging
 import threading
 import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from careful_monitor.config import Config
-from careful_monitor.runtime.consumer import MAX_RECORDS, ConsumerService
+from careful_monitor.runtime.kafka_loop import (
+    CLOSE_TIMEOUT_S,
+    Batch,
+    KafkaService,
+    ProducerFactory,
+    kafka_python_producer,
+)
 from careful_monitor.sinks.prometheus import Metrics
 from careful_monitor.store import Store
 
+if TYPE_CHECKING:
+    import faust
+
 log = logging.getLogger(__name__)
 
-
-class FaustService(ConsumerService):
-    def run(self, stop: threading.Event) -> None:  # noqa: C901 - the app is wired in one place on purpose
-        import faust
-
-        self.producer = self._producer()
-        self._stop = stop
-        stored = self.store.load_offsets(self.group, self.topic)
-        self.pipeline.reload(self.store.load_states())
-        k = self.cfg.kafka
-        app = faust.App(self.group, broker=[f"kafka://{b}" for b in k.bootstrap.split(",")], web_enabled=False,
-                        broker_credentials=faust_credentials(self.cfg),
-                        store="memory://", consumer_auto_offset_reset="earliest", stream_buffer_maxsize=65536,
-                        broker_max_poll_records=MAX_RECORDS, topic_partitions=k.partitions, topic_allow_declare=False,
-                        producer_acks=-1)
-        topic = app.topic(self.topic, key_serializer="raw", value_serializer="raw")
-        service = self
-
-        @app.agent(topic, concurrency=1)
-        async def process(stream):  # noqa: ANN001
-            async for events in stream.take_events(MAX_RECORDS, within=0.5):
-                lines, fallback, offsets = [], [], {}
-                for ev in events:
-                    msg = ev.message
-                    if msg.offset < stored.get(msg.partition, 0):
-                        continue  # already covered by the stored engine state
-                    lines.append(msg.value if msg.value is not None else b"")
-                    fallback.append(msg.timestamp if msg.timestamp and msg.timestamp > 0 else None)
-                    offsets[(msg.topic, msg.partition)] = msg.offset + 1
-                if lines:
-                    ok = await asyncio.get_running_loop().run_in_executor(
-                        None, service.process_batch, lines, fallback, offsets)
-                    if not ok:
-                        break
-                    for (_, p), off in offsets.items():
-                        stored[p] = off
-                if stop.is_set():
-                    break
-
-        async def watch_stop() -> None:
-            while not stop.is_set():
-                await asyncio.sleep(0.2)
-            await app.stop()
-
-        @app.task
-        async def _stopper() -> None:
-            asyncio.ensure_future(watch_stop())
-
-        self.ready = True
-        self.metrics.ready.set(1)
-        log.info("faust runtime consuming %s as %s", self.topic, self.group)
-        worker = faust.Worker(app, loglevel="warning", quiet=True, override_logging=False)
-        try:
-            worker.execute_from_commandline()
-        except SystemExit:
-            pass
-        finally:
-            self.ready = False
-            self.metrics.ready.set(0)
-            self.producer.flush(10)
-            self.producer.close(10)
-            log.info("stopped after %d events", self.processed)
+MAX_RECORDS = 5000
+#: how long the agent waits to fill a batch, seconds
+BATCH_WITHIN_S = 0.5
 
 
-def faust_credentials(cfg: Config):
+def faust_credentials(cfg: Config) -> Any:
     """`kafka.security` as Faust's credentials object (None for PLAINTEXT); secrets stay out of logs."""
     import faust
 
@@ -104,5 +61,78 @@ def faust_credentials(cfg: Config):
     return None
 
 
-def make_service(cfg: Config, store: Store, metrics: Metrics, clock=time.time) -> FaustService:
-    return FaustService(cfg, store, metrics, clock=clock)
+def faust_app(cfg: Config) -> faust.App:
+    """The real Faust app from the config: the group as its id, no web server, in-memory tables only."""
+    import faust
+
+    k = cfg.kafka
+    return faust.App(k.group, broker=[f"kafka://{b}" for b in k.bootstrap.split(",")], web_enabled=False,
+                     broker_credentials=faust_credentials(cfg),
+                     store="memory://", consumer_auto_offset_reset="earliest", stream_buffer_maxsize=65536,
+                     broker_max_poll_records=MAX_RECORDS, topic_partitions=k.partitions, topic_allow_declare=False,
+                     producer_acks=-1)
+
+
+class FaustService(KafkaService):
+    """The Kafka service as one Faust agent (`kafka.runtime: faust`); `app` builds the Faust app."""
+
+    def __init__(self, cfg: Config, store: Store, metrics: Metrics, *, clock: Callable[[], float] = time.time,
+                 app: Callable[[Config], faust.App] = faust_app,
+                 producer: ProducerFactory = kafka_python_producer) -> None:
+        super().__init__(cfg, store, metrics, clock=clock, producer=producer)
+        self.app_factory = app
+
+    def run(self, stop: threading.Event) -> None:
+        import faust
+
+        self._stop = stop
+        self.producer = self.producer_factory(self.cfg)
+        stored = self._restore()  # once: Faust's rebalances do not reload it (one worker per group)
+        app = self.app_factory(self.cfg)
+        topic = app.topic(self.topic, key_serializer="raw", value_serializer="raw")
+        service = self
+
+        @app.agent(topic, concurrency=1)
+        async def process(stream: Any) -> None:
+            async for events in stream.take_events(MAX_RECORDS, within=BATCH_WITHIN_S):
+                batch = Batch()
+                for ev in events:
+                    msg = ev.message
+                    if msg.offset < stored.get(msg.partition, 0):
+                        continue  # already covered by the stored engine state
+                    batch.add(msg.tp, msg.offset, msg.value,
+                              msg.timestamp if msg.timestamp and msg.timestamp > 0 else None)
+                if batch.lines:
+                    ok = await asyncio.get_running_loop().run_in_executor(None, service.process_batch, batch)
+                    if not ok:
+                        break
+                    for tp, off in batch.offsets.items():
+                        stored[tp.partition] = off
+                if stop.is_set():
+                    break
+
+        async def watch_stop() -> None:
+            while not stop.is_set():
+                await asyncio.sleep(0.2)
+            await app.stop()
+
+        watchers: list[asyncio.Future[None]] = []  # a reference: the event loop keeps only weak ones
+
+        @app.task
+        async def _stopper() -> None:
+            watchers.append(asyncio.ensure_future(watch_stop()))
+
+        self._running = True
+        self._set_ready(True)
+        log.info("consuming %s as group %s from %s (faust)", self.topic, self.group, self.cfg.kafka.bootstrap)
+        worker = faust.Worker(app, loglevel="warning", quiet=True, override_logging=False)
+        try:
+            worker.execute_from_commandline()
+        except SystemExit:
+            pass
+        finally:
+            self._running = False
+            self._set_ready(False)
+            self.producer.flush(CLOSE_TIMEOUT_S)
+            self.producer.close(CLOSE_TIMEOUT_S)
+            log.info("stopped after %d events", self.processed)

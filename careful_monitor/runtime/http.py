@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 import orjson
 from aiohttp import web
@@ -48,7 +48,8 @@ def make_app(metrics: Metrics, store: Store, *, is_ready: Callable[[], bool] = l
 
     async def alerts(req: web.Request) -> web.Response:
         q = req.query
-        rows = await asyncio.to_thread(store.list_alerts, state=q.get("state"), model=q.get("model"), dataset=q.get("dataset"))
+        rows = await asyncio.to_thread(store.list_alerts, state=q.get("state"), model=q.get("model"),
+                                       dataset=q.get("dataset"))
         return _json(rows)
 
     async def datasets(_: web.Request) -> web.Response:
@@ -64,7 +65,8 @@ def make_app(metrics: Metrics, store: Store, *, is_ready: Callable[[], bool] = l
         try:
             last = max(1, min(int(req.query.get("last", "10")), 1000))
         except ValueError:
-            return web.Response(status=400, body=b'{"error": "last must be an integer"}', content_type="application/json")
+            return web.Response(status=400, body=b'{"error": "last must be an integer"}',
+                                content_type="application/json")
         rows = await asyncio.to_thread(store.last_windows, model, last)
         return _json(rows)
 
@@ -93,10 +95,10 @@ class ServerThread:
             self._loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, self.host, self.port)
             self._loop.run_until_complete(site.start())
-            sockets = site._server.sockets if site._server else []  # noqa: SLF001 - the bound port when 0 was asked
-            if sockets:
-                self.port = sockets[0].getsockname()[1]
-        except BaseException as exc:  # noqa: BLE001 - reported to the caller
+            addresses = self._runner.addresses  # the bound port when 0 was asked
+            if addresses:
+                self.port = addresses[0][1]
+        except BaseException as exc:  # reported to the caller
             self._error = exc
             self._started.set()
             return
@@ -105,7 +107,7 @@ class ServerThread:
         self._loop.run_until_complete(self._runner.cleanup())
         self._loop.close()
 
-    def start(self) -> "ServerThread":
+    def start(self) -> ServerThread:
         self._thread.start()
         self._started.wait(30)
         if self._error is not None:

@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Callable, Sequence
 
 from careful_monitor.config import Config
 from careful_monitor.engine.monitor import ModelMonitor, MonitorSpec, WindowOutcome
 from careful_monitor.engine.profile import ReferenceProfile
-from careful_monitor.errors import ConfigError
+from careful_monitor.engine.state import StaleStateError
+from careful_monitor.errors import ConfigError, StoreError
 from careful_monitor.sinks.prometheus import Metrics
 from careful_monitor.sources.decode import EventDecoder, Rejected
 from careful_monitor.store import Store
@@ -41,7 +42,8 @@ def load_references(cfg: Config, store: Store, model: str) -> tuple[ReferencePro
         raise ConfigError(f"models.{model}.anchor", f"dataset '{m.anchor}' is not registered",
                           "run `careful-monitor datasets register <manifest>` for it first")
     if rec.role != "real":
-        raise ConfigError(f"models.{model}.anchor", f"dataset '{m.anchor}' has role {rec.role}", "the anchor must be a real dataset")
+        raise ConfigError(f"models.{model}.anchor", f"dataset '{m.anchor}' has role {rec.role}",
+                          "the anchor must be a real dataset")
     anchor = ReferenceProfile.from_bytes(rec.profile)
     synthetic = {}
     for name in m.synthetic_sets:
@@ -52,7 +54,8 @@ def load_references(cfg: Config, store: Store, model: str) -> tuple[ReferencePro
         if srec.role == "synthetic" and srec.anchored_by != m.anchor:
             raise ConfigError(f"models.{model}.training_mix.{name}",
                               f"'{name}' is anchored by '{srec.anchored_by}', but the model's anchor is '{m.anchor}'",
-                              f"set models.{model}.anchor to '{srec.anchored_by}' or re-register '{name}' anchored by '{m.anchor}'")
+                              f"set models.{model}.anchor to '{srec.anchored_by}' "
+                              f"or re-register '{name}' anchored by '{m.anchor}'")
         if srec.role == "real":
             continue  # a second real set in the mix is not a synthetic reference
         synthetic[name] = ReferenceProfile.from_bytes(srec.profile)
@@ -63,7 +66,8 @@ def load_references(cfg: Config, store: Store, model: str) -> tuple[ReferencePro
         elif prof.kind != kind:
             raise ConfigError(f"models.{model}.features.{f}",
                               f"configured as {kind} but anchor '{m.anchor}' profiled it as {prof.kind}",
-                              f"re-register '{m.anchor}' and its synthetic sets so they are profiled with the configured kind")
+                              f"re-register '{m.anchor}' and its synthetic sets "
+                              "so they are profiled with the configured kind")
     return anchor, synthetic
 
 
@@ -85,21 +89,30 @@ class Pipeline:
         self.monitors: dict[str, ModelMonitor] = {}
         for model in cfg.models:
             anchor, synthetic = load_references(cfg, store, model)
-            mon = ModelMonitor(model, monitor_spec(cfg, model), anchor, synthetic, snapshot=states.get(model))
+            mon = self._monitor(model, monitor_spec(cfg, model), anchor, synthetic, states.get(model))
             self.monitors[model] = mon
             metrics.init_model(model, [*synthetic, anchor.name])
             for dataset, state in mon.states().items():
-                from careful_monitor.engine.policy import STATE_CODES
-
-                metrics.dataset_state.labels(model, dataset).set(STATE_CODES[state])
+                metrics.dataset_state.labels(model, dataset).set(state.code)
         self.decoder = EventDecoder({m: list(c.features) for m, c in cfg.models.items()}, cfg.limits.max_event_bytes)
         self._versions: dict[str, list[str]] = {m: list(mon.version_order) for m, mon in self.monitors.items()}
         self.dirty: set[str] = set()
 
+    def _monitor(self, model: str, spec: MonitorSpec, anchor: ReferenceProfile,
+                 synthetic: dict[str, ReferenceProfile], snapshot: bytes | None) -> ModelMonitor:
+        """A model's monitor resumed from its snapshot; without one, numbering continues after the stored windows."""
+        try:
+            mon = ModelMonitor(model, spec, anchor, synthetic, snapshot=snapshot)
+        except StaleStateError as exc:
+            raise StoreError(f"model {model}: {exc}") from None
+        if snapshot is None:
+            mon.window_index = self.store.next_window_index(model)
+        return mon
+
     def reload(self, states: dict[str, bytes]) -> None:
         """Replace every monitor's state with the stored one (after a Kafka partition assignment)."""
         for model, mon in list(self.monitors.items()):
-            self.monitors[model] = ModelMonitor(model, mon.spec, mon.anchor, mon.synthetic, snapshot=states.get(model))
+            self.monitors[model] = self._monitor(model, mon.spec, mon.anchor, mon.synthetic, states.get(model))
             self._versions[model] = list(self.monitors[model].version_order)
         self.dirty.clear()
 
@@ -147,7 +160,7 @@ class Pipeline:
     def persist(self, outcomes: Sequence[WindowOutcome], offsets: Sequence[tuple[str, str, int, int]] = ()) -> None:
         """Store window results, alerts and the touched models' engine state in one transaction."""
         windows = [o.result for o in outcomes]
-        alerts = [a for o in outcomes for a in o.alerts]
+        alerts = [a for o in outcomes for a in o.alerts]  # typed: the store serialises them
         states = {m: self.monitors[m].snapshot() for m in self.dirty}
         self.store.commit_batch(windows=windows, alerts=alerts, states=states, offsets=list(offsets))
         self.dirty.clear()

@@ -8,11 +8,13 @@ it finished and the next replay continues the open window.
 from __future__ import annotations
 
 import sys
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Callable, Iterable, Iterator
+from typing import IO
 
 from careful_monitor.engine.monitor import WindowOutcome
+from careful_monitor.engine.types import Alert
 from careful_monitor.runtime.pipeline import Pipeline
 
 BATCH_LINES = 4096
@@ -24,7 +26,7 @@ class ReplayStats:
     accepted: int = 0
     rejected: dict[str, int] = field(default_factory=dict)
     windows: int = 0
-    alerts: list[dict] = field(default_factory=list)
+    alerts: list[Alert] = field(default_factory=list)
 
 
 def iter_batches(stream: IO[bytes], size: int = BATCH_LINES) -> Iterator[list[bytes]]:

@@ -3,7 +3,7 @@
 Every generator takes an explicit ``numpy.random.Generator`` (never global randomness or the clock),
 so a seed gives the same output everywhere. `streams.to_events` / `streams.to_rows` turn their
 columns into monitor events or dataset rows. `SCENARIOS` maps a name to (generator, one-line
-description) for a CLI listing; the demo scenario lives in `careful_monitor.scenarios.demo`.
+description) for a CLI listing; the demo scenario lives in `careful_monitor.demo.scenario`.
 
 >>> sorted(SCENARIOS)
 ['categorical', 'confidence', 'gaussian', 'mixture', 'text']
@@ -11,16 +11,36 @@ description) for a CLI listing; the demo scenario lives in `careful_monitor.scen
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
-from careful_monitor.scenarios.categorical import (CategoricalRun, category_labels, recursive_categorical,
-                                                   sample_categories, zipf_probs)
-from careful_monitor.scenarios.confidence import (mean_entropy, mean_max_prob, recursive_confidence, sample_probs,
-                                                  temperature_schedule)
-from careful_monitor.scenarios.gaussian import (GaussianGeneration, first_generation_below, recursive_gaussian,
-                                                sample_generation)
-from careful_monitor.scenarios.mixture import (MixtureGeneration, fit_mixture_em, mixture_quantile, recursive_mixture,
-                                               sample_mixture, tail_mass)
+from careful_monitor.scenarios.categorical import (
+                                                   CategoricalRun,
+                                                   category_labels,
+                                                   recursive_categorical,
+                                                   sample_categories,
+                                                   zipf_probs,
+)
+from careful_monitor.scenarios.confidence import (
+                                                   mean_entropy,
+                                                   mean_max_prob,
+                                                   recursive_confidence,
+                                                   sample_probs,
+                                                   temperature_schedule,
+)
+from careful_monitor.scenarios.gaussian import (
+                                                   GaussianGeneration,
+                                                   first_generation_below,
+                                                   recursive_gaussian,
+                                                   sample_generation,
+)
+from careful_monitor.scenarios.mixture import (
+                                                   MixtureGeneration,
+                                                   fit_mixture_em,
+                                                   mixture_quantile,
+                                                   recursive_mixture,
+                                                   sample_mixture,
+                                                   tail_mass,
+)
 from careful_monitor.scenarios.streams import to_events, to_rows
 from careful_monitor.scenarios.text import BigramModel, distinct_n, recursive_text, sample_texts
 

@@ -27,7 +27,8 @@ is not sampled goes to 0 and stays there); the Wright-Fisher model of genetic dr
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 

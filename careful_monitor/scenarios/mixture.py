@@ -35,8 +35,8 @@ Nature 631 (2024), the Gaussian-mixture experiment; EM as in A. Dempster, N. Lai
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence, Union
 
 import numpy as np
 
@@ -62,7 +62,8 @@ class MixtureGeneration:
         return np.array(self.weights), np.array(self.means), np.array(self.sds)
 
 
-Params = Union[MixtureGeneration, tuple[Sequence[float], Sequence[float], Sequence[float]]]
+_Floats = Sequence[float] | np.ndarray
+Params = MixtureGeneration | tuple[_Floats, _Floats, _Floats]
 
 
 def _arrays(params: Params) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -86,7 +87,7 @@ def sample_mixture(rng: np.random.Generator, params: Params, n: int) -> np.ndarr
 def mixture_cdf(params: Params, x: float) -> float:
     """P(X <= x) under the mixture."""
     w, m, s = _arrays(params)
-    return float(sum(wi * 0.5 * math.erfc(-(x - mi) / (si * _SQRT2)) for wi, mi, si in zip(w, m, s)))
+    return float(sum(wi * 0.5 * math.erfc(-(x - mi) / (si * _SQRT2)) for wi, mi, si in zip(w, m, s, strict=False)))
 
 
 def mixture_quantile(params: Params, q: float) -> float:

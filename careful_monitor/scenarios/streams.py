@@ -26,7 +26,8 @@ No paper: this is the plumbing between the experiments of this package and the m
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -70,12 +71,12 @@ def _maps(section: str, columns: Mapping[str, Column], n: int | None) -> tuple[l
         return None, n
     names = list(columns)
     cols = [_column(f"{section}.{k}", columns[k]) for k in names]
-    for k, c in zip(names, cols):
+    for k, c in zip(names, cols, strict=True):
         if n is None:
             n = len(c)
         elif len(c) != n:
             raise ValueError(f"column {section}.{k} has {len(c)} values, expected {n}")
-    return [dict(zip(names, vals)) for vals in zip(*cols)], n
+    return [dict(zip(names, vals, strict=True)) for vals in zip(*cols, strict=True)], n
 
 
 def _rows(inputs: Mapping[str, Column], outputs: Mapping[str, Column],
@@ -94,13 +95,13 @@ def _rows(inputs: Mapping[str, Column], outputs: Mapping[str, Column],
         if not np.isfinite(arr).all():
             raise ValueError("probs must be finite (the monitor rejects a null probability)")
         n = arr.shape[0]
-        prob_rows = [dict(zip(labels, row)) for row in arr.tolist()]
+        prob_rows = [dict(zip(labels, row, strict=True)) for row in arr.tolist()]
     if n is None:
         raise ValueError("give at least one input or output column, or probs")
     ins = ins if ins is not None else [{} for _ in range(n)]
     outs = outs if outs is not None else [{} for _ in range(n)]
     if prob_rows is not None:
-        for o, p in zip(outs, prob_rows):
+        for o, p in zip(outs, prob_rows, strict=True):
             o["probs"] = p
     return n, ins, outs
 
@@ -113,11 +114,11 @@ def to_events(model: str, *, start_ts: float, step_seconds: float, inputs: Mappi
     ts = (float(start_ts) + float(step_seconds) * np.arange(n, dtype=float)).tolist()
     ver = None if version is None else str(version)
     return [{"model": model, "model_version": ver, "ts": t, "id": f"{id_prefix}{i}", "inputs": a, "outputs": b}
-            for i, (t, a, b) in enumerate(zip(ts, ins, outs))]
+            for i, (t, a, b) in enumerate(zip(ts, ins, outs, strict=True))]
 
 
 def to_rows(*, inputs: Mapping[str, Column], outputs: Mapping[str, Column],
             probs: Probs | None = None) -> list[dict[str, Any]]:
     """Columns -> dataset rows ``{"inputs": ..., "outputs": ...}`` (events without model, ts, id)."""
     _, ins, outs = _rows(inputs, outputs, probs)
-    return [{"inputs": a, "outputs": b} for a, b in zip(ins, outs)]
+    return [{"inputs": a, "outputs": b} for a, b in zip(ins, outs, strict=True)]

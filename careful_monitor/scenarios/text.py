@@ -39,8 +39,8 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 import numpy as np
 
@@ -72,7 +72,8 @@ class BigramModel:
 def pseudo_words(k: int) -> tuple[str, ...]:
     """k distinct pronounceable pseudo-words, the same for every k-prefix ("ba", "be", ...)."""
     syllables = [o + v for o in _ONSETS for v in _VOWELS]
-    words, i = [], 0
+    words: list[str] = []
+    i = 0
     while len(words) < k:
         j, parts = i, []
         while True:
@@ -179,7 +180,7 @@ def distinct_n(texts: Sequence[str], n: int, limit: int | None = None) -> float:
     total = 0
     for text in texts:
         toks = text.split()
-        grams = list(zip(*(toks[i:] for i in range(n))))
+        grams = list(zip(*(toks[i:] for i in range(n)), strict=False))
         if limit is not None and total + len(grams) > limit:
             grams = grams[: limit - total]
         seen.update(grams)

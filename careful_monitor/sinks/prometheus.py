@@ -8,58 +8,77 @@ Children are cached, so a window's update is a dictionary lookup and a `set` per
 
 from __future__ import annotations
 
-from typing import Iterable
+import contextlib
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
 
 from careful_monitor import __version__
+from careful_monitor.engine.comparisons.catalogue import SIGNATURE_NAMES
 from careful_monitor.engine.monitor import WindowOutcome
-from careful_monitor.engine.policy import STATE_CODES
-from careful_monitor.engine.tests.registry import SIGNATURE_NAMES
 
-P = "careful_monitor_"
+NAMESPACE = "careful_monitor"
 
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None, versions_kept: int = 5) -> None:
         self.versions_kept = versions_kept
         r = self.registry = registry or CollectorRegistry(auto_describe=True)
-        self.events = Counter(P + "events", "Events read, by model and outcome (accepted|rejected).", ["model", "outcome"], registry=r)
-        self.windows = Counter(P + "windows", "Windows closed and evaluated.", ["model"], registry=r)
-        self.drift_statistic = Gauge(P + "drift_statistic", "Last window's test statistic per feature, reference and test.",
-                                     ["model", "feature", "reference", "test"], registry=r)
-        self.drift_p_value = Gauge(P + "drift_p_value", "Last window's p-value per feature, reference and test.",
-                                   ["model", "feature", "reference", "test"], registry=r)
-        self.drift_detected = Gauge(P + "drift_detected", "1 when a feature was flagged (BH + effect floor) in the last window.",
-                                    ["model", "feature"], registry=r)
-        self.collapse_signal = Gauge(P + "collapse_signal", "Collapse signature value in the last window, against the anchor.",
-                                     ["model", "feature", "signal"], registry=r)
-        self.collapse_by_version = Gauge(P + "collapse_signal_by_version", "Collapse signature of the last window dominated by each model version.",
-                                         ["model", "version", "feature", "signal"], registry=r)
-        self.collapse_trend = Gauge(P + "collapse_signal_version_trend",
-                                    "Slope of a collapse signature across the model's recent versions (per version step).",
-                                    ["model", "feature", "signal"], registry=r)
+        self.events = Counter("events", "Events read, by model and outcome (accepted|rejected).", ["model", "outcome"],
+                              namespace=NAMESPACE, registry=r)
+        self.windows = Counter("windows", "Windows closed and evaluated.", ["model"], namespace=NAMESPACE, registry=r)
+        self.drift_statistic = Gauge("drift_statistic", "Last window's test statistic per feature, reference and test.",
+                                     ["model", "feature", "reference", "test"], namespace=NAMESPACE, registry=r)
+        self.drift_p_value = Gauge("drift_p_value", "Last window's p-value per feature, reference and test.",
+                                   ["model", "feature", "reference", "test"], namespace=NAMESPACE, registry=r)
+        self.drift_detected = Gauge("drift_detected",
+                                    "1 when a feature was flagged (BH + effect floor) in the last window.",
+                                    ["model", "feature"], namespace=NAMESPACE, registry=r)
+        self.collapse_signal = Gauge("collapse_signal",
+                                     "Collapse signature value in the last window, against the anchor.",
+                                     ["model", "feature", "signal"], namespace=NAMESPACE, registry=r)
+        self.collapse_by_version = Gauge("collapse_signal_by_version",
+                                         "Collapse signature of the last window dominated by each model version.",
+                                         ["model", "version", "feature", "signal"], namespace=NAMESPACE, registry=r)
+        self.collapse_trend = Gauge("collapse_signal_version_trend",
+                                    "Slope of a collapse signature across the model's recent versions "
+                                    "(per version step).",
+                                    ["model", "feature", "signal"], namespace=NAMESPACE, registry=r)
         self._per_version: dict[tuple[str, str, str], dict[str, float]] = {}
-        self.data_quality = Gauge(P + "data_quality", "Data-quality rates in the last window (null_rate, type_mismatch_rate, unseen_rate).",
-                                  ["model", "feature", "signal"], registry=r)
-        self.affinity = Gauge(P + "synthetic_affinity", "Cosine between the window's drift and the direction toward a synthetic set.",
-                              ["model", "dataset"], registry=r)
-        self.share = Gauge(P + "synthetic_share", "Estimated share of a synthetic set in the window (NaN when not identifiable).",
-                           ["model", "dataset"], registry=r)
-        self.share_se = Gauge(P + "synthetic_share_stderr", "Standard error of synthetic_share.", ["model", "dataset"], registry=r)
-        self.dataset_state = Gauge(P + "dataset_state", "Policy state: 0 ok, 1 watch, 2 retire_recommended, 3 anchor_stale.",
-                                   ["model", "dataset"], registry=r)
-        self.alerts = Counter(P + "retirement_alerts", "Alerts raised (retire_recommended and anchor_stale).", ["model", "dataset"], registry=r)
-        self.dead_letters = Counter(P + "dead_letters", "Rejected events, by reason.", ["reason"], registry=r)
-        self.event_lag = Gauge(P + "event_lag_seconds", "Wall-clock time minus the event time of the model's latest event.", ["model"], registry=r)
-        self.last_event = Gauge(P + "last_event_timestamp_seconds", "Event time of the model's latest event.", ["model"], registry=r)
-        self.consumer_lag = Gauge(P + "consumer_lag", "Messages behind the end of each assigned partition.", ["topic", "partition"], registry=r)
-        self.window_seconds = Histogram(P + "window_processing_seconds", "Time to evaluate one closed window.",
-                                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5), registry=r)
-        self.open_window = Gauge(P + "open_window_events", "Events in the model's open window.", ["model"], registry=r)
-        self.ready = Gauge(P + "ready", "1 when the service can process and persist events.", registry=r)
-        self.build_info = Gauge(P + "build_info", "Build information.", ["version"], registry=r)
+        self.data_quality = Gauge("data_quality",
+                                  "Data-quality rates in the last window (null_rate, type_mismatch_rate, unseen_rate).",
+                                  ["model", "feature", "signal"], namespace=NAMESPACE, registry=r)
+        self.affinity = Gauge("synthetic_affinity",
+                              "Cosine between the window's drift and the direction toward a synthetic set.",
+                              ["model", "dataset"], namespace=NAMESPACE, registry=r)
+        self.share = Gauge("synthetic_share",
+                           "Estimated share of a synthetic set in the window (NaN when not identifiable).",
+                           ["model", "dataset"], namespace=NAMESPACE, registry=r)
+        self.share_se = Gauge("synthetic_share_stderr", "Standard error of synthetic_share.", ["model", "dataset"],
+                              namespace=NAMESPACE, registry=r)
+        self.dataset_state = Gauge("dataset_state",
+                                   "Policy state: 0 ok, 1 watch, 2 retire_recommended, 3 anchor_stale.",
+                                   ["model", "dataset"], namespace=NAMESPACE, registry=r)
+        self.alerts = Counter("retirement_alerts", "Alerts raised (retire_recommended and anchor_stale).",
+                              ["model", "dataset"], namespace=NAMESPACE, registry=r)
+        self.dead_letters = Counter("dead_letters", "Rejected events, by reason.", ["reason"], namespace=NAMESPACE,
+                                    registry=r)
+        self.event_lag = Gauge("event_lag", "Wall-clock time minus the event time of the model's latest event.",
+                               ["model"], unit="seconds", namespace=NAMESPACE, registry=r)
+        self.last_event = Gauge("last_event_timestamp", "Event time of the model's latest event.", ["model"],
+                                unit="seconds", namespace=NAMESPACE, registry=r)
+        self.consumer_lag = Gauge("consumer_lag",
+                                  "Messages (a count, not seconds) behind the end of each assigned partition.",
+                                  ["topic", "partition"], namespace=NAMESPACE, registry=r)
+        self.window_seconds = Histogram("window_processing", "Time to evaluate one closed window.", unit="seconds",
+                                        buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5),
+                                        namespace=NAMESPACE, registry=r)
+        self.open_window = Gauge("open_window_events", "Events in the model's open window.", ["model"],
+                                 namespace=NAMESPACE, registry=r)
+        self.ready = Gauge("ready", "1 when the service can process and persist events.", namespace=NAMESPACE,
+                           registry=r)
+        self.build_info = Gauge("build_info", "Build information.", ["version"], namespace=NAMESPACE, registry=r)
         self.build_info.labels(__version__).set(1)
         for reason in ("decode", "schema", "unknown_model", "too_large"):
             self.dead_letters.labels(reason)  # present at 0 from the start, so rate() works
@@ -99,9 +118,11 @@ class Metrics:
         c = self._child
         c(self.windows, model).inc()
         self.window_seconds.observe(seconds)
-        version = outcome.result.get("version")
-        flagged_features: set[str] = set(outcome.result["flagged_features"])
-        for feature, reference, r, _flagged in outcome.tests:
+        result = outcome.result
+        version = result.version
+        flagged_features = set(result.flagged_features)
+        for t in result.tests:
+            feature, reference, r = t.feature, t.reference, t.result
             c(self.drift_statistic, model, feature, reference, r.test).set(r.statistic)
             c(self.drift_p_value, model, feature, reference, r.test).set(r.p_value)
             if r.test in SIGNATURE_NAMES:
@@ -110,16 +131,16 @@ class Metrics:
                     c(self.collapse_by_version, model, version, feature, r.test).set(r.statistic)
                     self._trend(model, version, feature, r.test, r.statistic)
             c(self.drift_detected, model, feature).set(1 if feature in flagged_features else 0)
-        for q in outcome.result["quality"]:
-            c(self.data_quality, model, q["feature"], q["signal"]).set(q["value"])
-        for a in outcome.result["attribution"]:
-            c(self.affinity, model, a["dataset"]).set(a["affinity"])
-            c(self.share, model, a["dataset"]).set(float("nan") if a["share"] is None else a["share"])
-            c(self.share_se, model, a["dataset"]).set(a["share_se"] if a["share_se"] != float("inf") else float("nan"))
-        for dataset, state in outcome.states.items():
-            c(self.dataset_state, model, dataset).set(STATE_CODES[state])
+        for q in result.quality:
+            c(self.data_quality, model, q.feature, q.signal).set(q.value)
+        for a in result.attribution:
+            c(self.affinity, model, a.dataset).set(a.affinity)
+            c(self.share, model, a.dataset).set(float("nan") if a.share is None else a.share)
+            c(self.share_se, model, a.dataset).set(a.share_se if a.share_se != float("inf") else float("nan"))
+        for dataset, state in result.states.items():
+            c(self.dataset_state, model, dataset).set(state.code)
         for alert in outcome.alerts:
-            c(self.alerts, model, alert["dataset"]).inc()
+            c(self.alerts, model, alert.dataset).inc()
 
     def _trend(self, model: str, version: str, feature: str, signal: str, value: float) -> None:
         """Least-squares slope of the signature over versions in the order they appeared."""
@@ -139,10 +160,8 @@ class Metrics:
         """Forget series of a model version that fell out of the last `versions_per_model`."""
         for key in [k for k in self._children if k[0] == id(self.collapse_by_version) and k[1][:2] == (model, version)]:
             labels = key[1]
-            try:
+            with contextlib.suppress(KeyError):
                 self.collapse_by_version.remove(*labels)
-            except KeyError:
-                pass
             del self._children[key]
 
     def exposition(self) -> bytes:

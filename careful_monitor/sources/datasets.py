@@ -102,7 +102,7 @@ def read_parquet(path: Path) -> dict[str, list[Any]]:
     table = pq.read_table(path)
     header = table.column_names
     cols = [table.column(c).to_pylist() for c in header]
-    rows = [list(r) for r in zip(*cols)] if cols else []
+    rows = [list(r) for r in zip(*cols, strict=True)] if cols else []
     return _from_flat(header, rows)
 
 

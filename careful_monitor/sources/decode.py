@@ -7,9 +7,10 @@ input: Hypothesis property tests feed it arbitrary bytes.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Sequence
+from typing import Any
 
 import orjson
 

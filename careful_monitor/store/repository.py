@@ -11,7 +11,7 @@ import sqlite3
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -23,11 +23,13 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, Engine, create_engine, delete, event, func, select, text
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import URL, CursorResult, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
+from careful_monitor.contracts import alert_json, window_json
+from careful_monitor.engine.types import Alert, WindowResult
 from careful_monitor.errors import NotFoundError, RegistryError, StoreError
 from careful_monitor.store.models import (
     AlertRow,
@@ -72,6 +74,7 @@ def _dumps(value: Any) -> str:
 def iso_utc(at: datetime) -> str:
     """Format a timezone-aware datetime as the API's 'YYYY-MM-DDTHH:MM:SSZ'.
 
+    >>> from datetime import timezone
     >>> iso_utc(datetime(2026, 11, 24, 11, 0, 0, 500, tzinfo=timezone(timedelta(hours=1))))
     '2026-11-24T10:00:00Z'
     """
@@ -88,6 +91,12 @@ def _aware(at: datetime) -> datetime:
     if at.tzinfo is None:
         raise ValueError(f"timestamp {at.isoformat()} is naive: pass a timezone-aware datetime")
     return at
+
+
+def _rowcount(result: object) -> int:
+    """Rows a DELETE touched: `Session.execute` runs DML into a `CursorResult` (typed as a plain `Result`)."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount
 
 
 def engine_url(url: str) -> URL:
@@ -358,10 +367,14 @@ class Store:
 
     # -- windows, alerts, engine state, offsets ------------------------------------------------
 
-    def commit_batch(self, *, windows: Sequence[Mapping[str, Any]] = (), alerts: Sequence[Mapping[str, Any]] = (),
+    def commit_batch(self, *, windows: Sequence[WindowResult | Mapping[str, Any]] = (),
+                     alerts: Sequence[Alert | Mapping[str, Any]] = (),
                      states: Mapping[str, bytes] = _NO_STATES,
                      offsets: Sequence[tuple[str, str, int, int]] = ()) -> None:
         """Write window results, alerts, engine snapshots and consumer offsets in one transaction.
+
+        Typed results are serialised here to their JSON contracts (`careful_monitor.contracts`);
+        mappings are taken as documents already in that form.
 
         Windows (by model and window) and alerts (by alert_id) already stored are left as they are, so
         a redelivered batch writes nothing twice and never resets an ack; snapshots and offsets are
@@ -370,11 +383,11 @@ class Store:
         now = datetime.now(UTC)
         window_rows: dict[tuple[str, int], dict[str, Any]] = {}
         for window in windows:
-            row = _window_row(window)
+            row = _window_row(window_json(window) if isinstance(window, WindowResult) else window)
             window_rows.setdefault((row["model"], row["window_index"]), row)
         alert_rows: dict[str, dict[str, Any]] = {}
         for alert in alerts:
-            row = _alert_row(alert)
+            row = _alert_row(alert_json(alert) if isinstance(alert, Alert) else alert)
             alert_rows.setdefault(row["alert_id"], row)
         state_rows = [{"model": m, "snapshot": bytes(states[m]), "updated_at": now} for m in sorted(states)]
         offset_rows = {
@@ -424,6 +437,24 @@ class Store:
         with self._session() as session:
             row = session.get(EngineStateRow, model)
             return None if row is None else row.snapshot
+
+    def reset_states(self, model: str | None = None) -> int:
+        """Drop the stored engine state of `model` (or of every model); returns how many were dropped.
+
+        The next window of such a model starts empty; window numbering continues from its stored windows.
+        """
+        query = delete(EngineStateRow)
+        if model is not None:
+            query = query.where(EngineStateRow.model == model)
+        with self._session(write=True) as session:
+            return int(_rowcount(session.execute(query, execution_options={"synchronize_session": False})))
+
+    def next_window_index(self, model: str) -> int:
+        """One past the newest stored window of `model` (0 when none is stored)."""
+        query = select(func.max(WindowRow.window_index)).where(WindowRow.model == model)
+        with self._session() as session:
+            last = session.scalar(query)
+            return 0 if last is None else int(last) + 1
 
     def load_offsets(self, group: str, topic: str) -> dict[int, int]:
         """partition -> next offset to read, as last committed with the engine state."""
@@ -485,14 +516,14 @@ class Store:
             raise ValueError(f"retention_days is {retention_days}: must be >= 0")
         cutoff = _aware(now) - timedelta(days=retention_days)
         with self._session(write=True) as session:
-            windows = session.execute(
+            windows = _rowcount(session.execute(
                 delete(WindowRow).where(WindowRow.window_end < cutoff.timestamp()),
                 execution_options={"synchronize_session": False},
-            ).rowcount
-            alerts = session.execute(
+            ))
+            alerts = _rowcount(session.execute(
                 delete(AlertRow).where(AlertRow.acked_at.is_not(None), AlertRow.created_at < cutoff),
                 execution_options={"synchronize_session": False},
-            ).rowcount
+            ))
         return int(windows), int(alerts)
 
 

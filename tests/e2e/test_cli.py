@@ -9,14 +9,14 @@ from pathlib import Path
 
 import pytest
 
-from careful_monitor.demo import write_scenario
-from careful_monitor.scenarios import demo as scenario
+from careful_monitor.demo import scenario, write_scenario
 
 ALERT_KEYS = {"alert_id", "model", "dataset", "state", "since_window", "window", "window_end", "created_at",
               "model_versions", "evidence", "affinity", "share", "share_identifiable", "action", "acked_by", "acked_at"}
 
 
-def cm(*args: str, cwd: Path | None = None, input: bytes | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
+def cm(*args: str, cwd: Path | None = None, input: bytes | None = None,
+       env: dict | None = None) -> subprocess.CompletedProcess:
     import os
 
     e = {k: v for k, v in os.environ.items() if not k.startswith("CAREFUL_MONITOR_")}
@@ -89,7 +89,7 @@ def test_register_replay_twice_alerts_ack(tmp_path: Path, scenario_dir) -> None:
     # dead letters: each kind with its reason, the original line unchanged
     dead = [json.loads(x) for x in (tmp_path / "dead.jsonl").read_text().splitlines()]
     assert sorted(d["reason"] for d in dead) == ["decode", "schema", "schema", "too_large", "unknown_model"]
-    originals = {l.rstrip(b"\n") for l in lines}
+    originals = {line.rstrip(b"\n") for line in lines}
     assert all(d["event"].encode() in originals for d in dead)
 
     r = cm("alerts", "list", "--config", str(cfg), "--json")
@@ -112,8 +112,10 @@ def test_register_replay_twice_alerts_ack(tmp_path: Path, scenario_dir) -> None:
 def test_lifecycle_and_show(tmp_path: Path, scenario_dir) -> None:
     cfg = _fresh_config(tmp_path, scenario_dir)
     _register(cfg, scenario_dir)
-    assert cm("datasets", "review", "--config", str(cfg), scenario.COLLAPSED, "--by", "me", "--reason", "alert").returncode == 0
-    assert cm("datasets", "retire", "--config", str(cfg), scenario.COLLAPSED, "--by", "me", "--reason", "collapsed").returncode == 0
+    assert cm("datasets", "review", "--config", str(cfg), scenario.COLLAPSED, "--by", "me",
+              "--reason", "alert").returncode == 0
+    assert cm("datasets", "retire", "--config", str(cfg), scenario.COLLAPSED, "--by", "me",
+              "--reason", "collapsed").returncode == 0
     bad = cm("datasets", "review", "--config", str(cfg), scenario.COLLAPSED, "--by", "me", "--reason", "again")
     assert bad.returncode == 2 and b"retired" in bad.stderr
     show = json.loads(cm("datasets", "show", "--config", str(cfg), scenario.COLLAPSED).stdout)
@@ -144,8 +146,9 @@ def test_bad_config_exits_2_with_key(tmp_path: Path) -> None:
     assert r.returncode == 2 and b"http.port" in r.stderr
 
 
-@pytest.mark.parametrize("command", [[], ["demo"], ["replay"], ["datasets"], ["datasets", "register"], ["datasets", "list"],
-                                     ["datasets", "show"], ["datasets", "review"], ["datasets", "retire"],
+@pytest.mark.parametrize("command", [[], ["demo"], ["replay"], ["datasets"], ["datasets", "register"],
+                                     ["datasets", "list"], ["datasets", "show"], ["datasets", "review"],
+                                     ["datasets", "retire"],
                                      ["datasets", "reactivate"], ["alerts", "list"], ["alerts", "ack"],
                                      ["db", "upgrade"], ["bench"]])
 def test_every_command_has_help(command: list[str]) -> None:

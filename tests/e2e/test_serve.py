@@ -51,8 +51,9 @@ def test_metrics_and_api(served_demo) -> None:
     assert status == 200
     for name in ("careful_monitor_events_total", "careful_monitor_windows_total", "careful_monitor_drift_statistic",
                  "careful_monitor_drift_p_value", "careful_monitor_drift_detected", "careful_monitor_collapse_signal",
-                 "careful_monitor_synthetic_affinity", "careful_monitor_synthetic_share", "careful_monitor_dataset_state",
-                 "careful_monitor_retirement_alerts_total", "careful_monitor_dead_letters_total",
+                 "careful_monitor_synthetic_affinity", "careful_monitor_synthetic_share",
+                 "careful_monitor_dataset_state", "careful_monitor_retirement_alerts_total",
+                 "careful_monitor_dead_letters_total",
                  "careful_monitor_event_lag_seconds", "careful_monitor_collapse_signal_by_version",
                  "careful_monitor_window_processing_seconds_bucket", "careful_monitor_build_info"):
         assert name in text, name

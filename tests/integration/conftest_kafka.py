@@ -150,7 +150,7 @@ def _wait_until_ready(bootstrap: str, pid: int, deadline: float) -> None:
                 return
             finally:
                 admin.close()
-        except Exception as exc:  # noqa: BLE001 - any failure means "not yet"
+        except Exception as exc:
             last = exc
             time.sleep(0.2)  # poll interval, bounded by the deadline
     raise RuntimeError(f"the broker did not answer metadata requests within {READY_DEADLINE_S:.0f}s: {last!r}")

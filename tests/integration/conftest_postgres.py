@@ -77,7 +77,8 @@ def _wait_ready(server: PostgresServer, deadline_s: float) -> None:
             if time.monotonic() > deadline:
                 log = server.datadir / "server.log"
                 tail = log.read_text(errors="replace")[-3000:] if log.exists() else ""
-                raise RuntimeError(f"PostgreSQL on port {server.port} not ready after {deadline_s}s: {exc}\n{tail}")
+                raise RuntimeError(f"PostgreSQL on port {server.port} not ready after {deadline_s}s: "
+                                   f"{exc}\n{tail}") from exc
             time.sleep(0.05)
 
 

@@ -101,7 +101,8 @@ def test_create_topics_is_idempotent_and_applies_the_config(kafka_config: Config
 
 @pytest.mark.integration
 def test_a_topic_the_cluster_cannot_host_is_a_config_error(kafka_config: Config) -> None:
-    impossible = kafka_config.model_copy(update={"kafka": kafka_config.kafka.model_copy(update={"replication_factor": 3})})
+    impossible = kafka_config.model_copy(
+        update={"kafka": kafka_config.kafka.model_copy(update={"replication_factor": 3})})
     with pytest.raises(ConfigError) as err:
         create_topics(impossible)
     assert err.value.key == "kafka.replication_factor" and "replicat" in err.value.problem

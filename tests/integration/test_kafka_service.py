@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import json
-import tempfile
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -16,8 +16,7 @@ import orjson
 import pytest
 import yaml
 
-from careful_monitor.demo import write_scenario
-from careful_monitor.scenarios import demo as scenario
+from careful_monitor.demo import scenario, write_scenario
 
 pytestmark = pytest.mark.integration
 WINDOWS = 12
@@ -25,7 +24,8 @@ WINDOWS = 12
 
 def cm(*args: str, **kw) -> subprocess.CompletedProcess:
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREFUL_MONITOR_")}
-    return subprocess.run([sys.executable, "-m", "careful_monitor.cli", *args], capture_output=True, env=env, timeout=300, **kw)
+    return subprocess.run([sys.executable, "-m", "careful_monitor.cli", *args], capture_output=True, env=env,
+                          timeout=300, **kw)
 
 
 def spawn(*args: str) -> subprocess.Popen:
@@ -151,12 +151,14 @@ def test_run_matches_replay_and_routes_dead_letters(tmp_path, kafka_bootstrap, s
     ref_alerts = replay_reference[1]
     c = yaml.safe_load(cfg.read_text())["kafka"]["topics"]
     dead = consume_all(kafka_bootstrap, c["dead_letters"], 5)
-    assert sorted(dict(m.headers)["reason"].decode() for m in dead) == ["decode", "schema", "schema", "too_large", "unknown_model"]
+    assert sorted(dict(m.headers)["reason"].decode() for m in dead) == ["decode", "schema", "schema", "too_large",
+                                                                       "unknown_model"]
     published = [orjson.loads(m.value) for m in consume_all(kafka_bootstrap, c["alerts"], len(ref_alerts))]
     assert [a["alert_id"] for a in published] == [a["alert_id"] for a in ref_alerts]
 
 
-def test_kill_9_and_restart_loses_and_duplicates_nothing(tmp_path, kafka_bootstrap, scenario_files, replay_reference) -> None:
+def test_kill_9_and_restart_loses_and_duplicates_nothing(tmp_path, kafka_bootstrap, scenario_files,
+                                                         replay_reference) -> None:
     cfg = make_config(tmp_path, scenario_files, kafka_bootstrap, "crash")
     assert cm("topics", "create", "--config", str(cfg)).returncode == 0
     # produce slowly in the background so the crash lands mid-stream
@@ -322,7 +324,8 @@ def test_store_outage_stops_commits_and_loses_nothing(tmp_path, kafka_bootstrap,
             assert producer.wait(timeout=120) == 0  # events keep arriving during the outage
             assert _committed(kafka_bootstrap, group, topic) == before  # ... and nothing is committed meanwhile
             assert proc.poll() is None  # the service stays up
-            subprocess.run([str(pg), "start", str(datadir / "pg"), str(port)], check=True, timeout=120, capture_output=True)
+            subprocess.run([str(pg), "start", str(datadir / "pg"), str(port)], check=True, timeout=120,
+                           capture_output=True)
             wait_windows(cfg, WINDOWS, proc)
             assert _status(f"http://127.0.0.1:{http}/readyz") == 200
             proc.send_signal(signal.SIGTERM)

@@ -21,13 +21,15 @@ import threading
 import time
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 import pytest
 import yaml
 
 from tests.unit.test_ops_dashboards import DASHBOARDS, dashboard_queries, promql_metric_names
+from tests.unit.test_ops_runbooks import runbook_commands
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,7 +43,8 @@ SUBSTITUTIONS = {"model": "ticket-router", "dataset": "tickets-synth-collapsed",
 #: panels whose metric the demo (a file replay) does not export, with the reason; checked to be exactly those
 NOT_IN_DEMO = {
     ("careful-overview.json", "Consumer lag"):
-        "careful_monitor_consumer_lag is set only by the Kafka runtime (`careful-monitor run`) from its partition assignment",
+        "careful_monitor_consumer_lag is set only by the Kafka runtime (`careful-monitor run`) "
+        "from its partition assignment",
 }
 T = TypeVar("T")
 
@@ -53,7 +56,8 @@ def _alertmanager_binary() -> str | None:
 @pytest.fixture(scope="session")
 def tools() -> None:
     """promtool, amtool, prometheus and alertmanager; installs Debian's packages when they are missing."""
-    if not (shutil.which("promtool") and shutil.which("amtool") and shutil.which("prometheus") and _alertmanager_binary()):
+    if not (shutil.which("promtool") and shutil.which("amtool") and shutil.which("prometheus")
+            and _alertmanager_binary()):
         subprocess.run([str(DEPLOY / "services.sh"), "install"], check=True, timeout=900)
 
 
@@ -105,6 +109,23 @@ def _run(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
 
 # --- static checks by the real tools -------------------------------------------------------------
 
+def test_services_sh_is_idempotent_and_leaves_no_system_daemon_running(tools) -> None:
+    script = DEPLOY / "services.sh"
+    assert _run("bash", "-n", str(script)).returncode == 0
+    text = script.read_text()
+    assert text.index("apt-get update") < text.index("apt-get install") and "DEBIAN_FRONTEND=noninteractive" in text
+    r = _run(str(script), "install")
+    assert r.returncode == 0 and not r.stdout + r.stderr, r.stdout + r.stderr  # tools present: a silent no-op
+    assert _run(str(script)).returncode == 2
+    # the Debian packages' own daemons (default ports 9090/9093) are not left running
+    for svc in ("prometheus", "prometheus-alertmanager"):
+        init = Path("/etc/init.d") / svc
+        if init.exists() and not Path("/run/systemd/system").is_dir():
+            assert _run(str(init), "status").returncode != 0, f"{svc} system service is running"
+        elif shutil.which("systemctl") and Path("/run/systemd/system").is_dir():
+            assert _run("systemctl", "is-active", "--quiet", svc).returncode != 0, f"{svc} system service is running"
+
+
 def test_promtool_checks_config_rules_and_rule_unit_tests(tools) -> None:
     r = _run("promtool", "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
     assert r.returncode == 0, r.stdout + r.stderr
@@ -132,7 +153,8 @@ def test_every_rule_is_unit_tested_firing_and_silent_and_has_a_runbook() -> None
         assert page == "docs/runbooks.md" and anchor == name.lower(), name
         assert f'<a id="{anchor}"></a>' in runbooks, f"docs/runbooks.md has no section for {name}"
     severities = {r["alert"]: r["labels"]["severity"] for r in rules}
-    assert {n for n, s in severities.items() if s == "page"} == {"CarefulDatasetRetireRecommended", "CarefulMonitorDown"}
+    assert {n for n, s in severities.items() if s == "page"} == {"CarefulDatasetRetireRecommended",
+                                                                  "CarefulMonitorDown"}
 
 
 def test_amtool_checks_alertmanager_config_and_routes(tools) -> None:
@@ -140,15 +162,28 @@ def test_amtool_checks_alertmanager_config_and_routes(tools) -> None:
     assert r.returncode == 0 and "SUCCESS" in r.stdout, r.stdout + r.stderr
     for labels, receiver in ((["severity=page", "alertname=CarefulMonitorDown"], "pager"),
                              (["severity=ticket", "alertname=CarefulAnchorStale"], "ticket")):
-        r = _run("amtool", "config", "routes", "test", f"--config.file={ALERTMANAGER_YML}", f"--verify.receivers={receiver}", *labels)
+        r = _run("amtool", "config", "routes", "test", f"--config.file={ALERTMANAGER_YML}",
+                 f"--verify.receivers={receiver}", *labels)
         assert r.returncode == 0 and r.stdout.strip() == receiver, r.stdout + r.stderr
     cfg = yaml.safe_load(ALERTMANAGER_YML.read_text())
     assert cfg["route"]["group_by"] == ["alertname", "model", "dataset"]
     assert cfg["inhibit_rules"] == [{"source_matchers": ['alertname="CarefulDatasetRetireRecommended"'],
-                                     "target_matchers": ['alertname="CarefulDatasetWatchLong"'], "equal": ["model", "dataset"]}]
+                                     "target_matchers": ['alertname="CarefulDatasetWatchLong"'],
+                                     "equal": ["model", "dataset"]}]
     for rcv in cfg["receivers"]:
         for hook in rcv["webhook_configs"]:
             assert urllib.parse.urlsplit(hook["url"]).hostname == "127.0.0.1"
+
+
+def test_amtool_commands_in_the_runbooks_are_real(tools) -> None:
+    commands = runbook_commands("amtool")
+    assert ("silence", "add") in commands
+    for subcommand, options in commands.items():
+        r = _run("amtool", *subcommand, "--help")
+        assert r.returncode == 0, f"docs/runbooks.md: amtool {' '.join(subcommand)}: {r.stderr}"
+        for option in options:
+            assert re.search(rf"(^|\s){re.escape(option)}[=\s]", r.stdout + r.stderr), \
+                f"docs/runbooks.md: amtool {' '.join(subcommand)} has no {option}"
 
 
 # --- the live demo -------------------------------------------------------------------------------
@@ -170,7 +205,8 @@ def served_demo(tmp_path_factory) -> str:
             return m.group(1) if m else None
 
         host_port = _poll(address, 120, "the demo's metrics URL on stdout")
-        _poll(lambda: b"retire_recommended" in _get(f"http://{host_port}/api/alerts"), 30, "the demo's alert in /api/alerts")
+        _poll(lambda: b"retire_recommended" in _get(f"http://{host_port}/api/alerts"), 30,
+              "the demo's alert in /api/alerts")
         yield host_port
     finally:
         _stop(proc)
@@ -182,13 +218,29 @@ def test_promtool_accepts_live_metrics(tools, served_demo) -> None:
     assert r.returncode == 0 and not (r.stdout + r.stderr).strip(), (r.stdout + r.stderr).decode()
 
 
+def test_the_fields_the_runbooks_read_are_served(served_demo) -> None:
+    """The jq filters and alert fields docs/runbooks.md tells an operator to read exist in the live API."""
+    text = (ROOT / "docs" / "runbooks.md").read_text()
+    (window_fields,) = re.findall(r"windows\?last=5' \| jq '\.\[\] \| \{([^}]+)\}'", text)
+    windows = json.loads(_get(f"http://{served_demo}/api/models/ticket-router/windows?last=5"))
+    assert isinstance(windows, list) and len(windows) == 5
+    for w in windows:
+        missing = {f.strip() for f in window_fields.split(",")} - set(w)
+        assert not missing, f"docs/runbooks.md reads {sorted(missing)} from /api/models/<model>/windows"
+    alerts = json.loads(_get(f"http://{served_demo}/api/alerts"))
+    named = {"alert_id", "evidence", "affinity", "share", "since_window", "model_versions", "dataset"}
+    assert all(f"`{f}`" in text for f in named - {"alert_id"})
+    assert alerts and all(named <= set(a) for a in alerts), alerts[:1]
+
+
 def _start_prometheus(tmp: Path, config: dict) -> tuple[subprocess.Popen, str, Path]:
     port = _free_port()
     (tmp / "prometheus.yml").write_text(yaml.safe_dump(config, sort_keys=False))
     log = tmp / "prometheus.log"
     with log.open("wb") as f:
-        proc = subprocess.Popen(["prometheus", f"--config.file={tmp / 'prometheus.yml'}", f"--storage.tsdb.path={tmp / 'tsdb'}",
-                                 f"--web.listen-address=127.0.0.1:{port}"], stdout=f, stderr=subprocess.STDOUT)
+        proc = subprocess.Popen(["prometheus", f"--config.file={tmp / 'prometheus.yml'}",
+                                 f"--storage.tsdb.path={tmp / 'tsdb'}", f"--web.listen-address=127.0.0.1:{port}"],
+                                stdout=f, stderr=subprocess.STDOUT)
     return proc, f"http://127.0.0.1:{port}", log
 
 
@@ -209,7 +261,8 @@ def test_every_dashboard_panel_returns_series(tools, served_demo, tmp_path) -> N
         assert all("$" not in q[2] for q in queries), [q for q in queries if "$" in q[2]]
         # the skipped panels are exactly those reading a metric the demo does not export
         exported = _get(f"http://{served_demo}/metrics").decode()
-        absent = {q[:2] for q in queries if any(not re.search(rf"^{m}[{{ ]", exported, re.M) for m in promql_metric_names(q[2]))}
+        absent = {q[:2] for q in queries
+                  if any(not re.search(rf"^{m}[{{ ]", exported, re.M) for m in promql_metric_names(q[2]))}
         assert absent == set(NOT_IN_DEMO), f"update NOT_IN_DEMO: {absent}"
         pending = [q for q in queries if q[:2] not in NOT_IN_DEMO]
 
@@ -230,7 +283,7 @@ def _webhook_server() -> tuple[http.server.ThreadingHTTPServer, list[dict]]:
     received: list[dict] = []
 
     class Hook(http.server.BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers["Content-Length"]))
             received.append({"path": self.path, **json.loads(body)})
             self.send_response(200)

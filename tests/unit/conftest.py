@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from careful_monitor.config import MinEffect
+from careful_monitor.demo import scenario
 from careful_monitor.engine.monitor import ModelBatch, ModelMonitor, MonitorSpec
 from careful_monitor.engine.profile import build_profile
-from careful_monitor.scenarios import demo as scenario
 
 
 def rows_to_columns(rows: list[dict]) -> dict[str, list]:
@@ -29,14 +29,17 @@ def demo_profiles():
     rng = np.random.default_rng(1234)
     anchor = build_profile(scenario.ANCHOR, "real", rows_to_columns(scenario.sample_rows(rng, 20_000, "anchor")),
                            kinds=scenario.FEATURES, rng=rng)
-    collapsed = build_profile(scenario.COLLAPSED, "synthetic", rows_to_columns(scenario.sample_rows(rng, 8_000, "collapsed")),
+    collapsed = build_profile(scenario.COLLAPSED, "synthetic",
+                              rows_to_columns(scenario.sample_rows(rng, 8_000, "collapsed")),
                               kinds=scenario.FEATURES, anchor=anchor, anchored_by=anchor.name, rng=rng)
-    faithful = build_profile(scenario.FAITHFUL, "synthetic", rows_to_columns(scenario.sample_rows(rng, 8_000, "faithful")),
+    faithful = build_profile(scenario.FAITHFUL, "synthetic",
+                             rows_to_columns(scenario.sample_rows(rng, 8_000, "faithful")),
                              kinds=scenario.FEATURES, anchor=anchor, anchored_by=anchor.name, rng=rng)
     return anchor, {collapsed.name: collapsed, faithful.name: faithful}
 
 
 def demo_monitor(demo_profiles, **spec) -> ModelMonitor:
     anchor, synthetic = demo_profiles
-    return ModelMonitor(scenario.MODEL, MonitorSpec(features=dict(scenario.FEATURES), min_effect=MinEffect().model_dump(), **spec),
+    return ModelMonitor(scenario.MODEL,
+                        MonitorSpec(features=dict(scenario.FEATURES), min_effect=MinEffect().model_dump(), **spec),
                         anchor, synthetic)

@@ -78,7 +78,8 @@ def test_dead_letter_record_keeps_the_original() -> None:
 
 json_values = st.recursive(st.none() | st.booleans() | st.floats(allow_nan=False, allow_infinity=False)
                            | st.integers(-(2**63), 2**63 - 1) | st.text(max_size=5),
-                           lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+                           lambda inner: (st.lists(inner, max_size=3)
+                                          | st.dictionaries(st.text(max_size=5), inner, max_size=3)),
                            max_leaves=12)
 events = st.fixed_dictionaries({"model": st.sampled_from(["m", "other", 3, None])},
                                optional={"ts": json_values, "inputs": json_values, "outputs": json_values,

@@ -7,12 +7,12 @@ import pytest
 from scipy import stats
 
 from careful_monitor.engine.column import summarise
+from careful_monitor.engine.comparisons.chi2 import Chi2
+from careful_monitor.engine.comparisons.ks import KS
+from careful_monitor.engine.comparisons.wasserstein import Wasserstein
 from careful_monitor.engine.fdr import benjamini_hochberg
 from careful_monitor.engine.profile import categorical_profile, numeric_profile
 from careful_monitor.engine.stats import chi2_homogeneity
-from careful_monitor.engine.tests.chi2 import Chi2
-from careful_monitor.engine.tests.ks import KS
-from careful_monitor.engine.tests.wasserstein import Wasserstein
 
 
 @pytest.fixture(scope="module")

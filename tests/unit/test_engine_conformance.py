@@ -2,20 +2,19 @@
 
 from __future__ import annotations
 
+import json
 import math
-import pickle
 
 import numpy as np
 import pytest
 
 from careful_monitor.config import MinEffect
+from careful_monitor.demo import scenario
 from careful_monitor.engine.column import summarise
+from careful_monitor.engine.comparisons.catalogue import SIGNATURES, TESTS
+from careful_monitor.engine.comparisons.joint import JointCorrelation
 from careful_monitor.engine.detectors import make_detector
 from careful_monitor.engine.profile import build_profile
-from careful_monitor.engine.tests.joint import JointCorrelation
-from careful_monitor.engine.tests.registry import SIGNATURES, TESTS
-from careful_monitor.scenarios import demo as scenario
-
 from tests.unit.conftest import demo_monitor, events_to_batch, rows_to_columns
 
 FLOORS = MinEffect().model_dump()
@@ -55,10 +54,10 @@ def test_window_test_conformance(test, same_law) -> None:
 def test_joint_test_conformance(same_law) -> None:
     anchor, cols, _ = same_law
     raw = {f: np.array(cols[f], dtype=float) for f in anchor.joint.features}
-    r = JointCorrelation().compare_rows(anchor, raw)
+    r = JointCorrelation().compare_window(anchor, raw)
     assert r is not None and 0 <= r.p_value <= 1
     assert r.p_value > 1e-3 or r.effect < FLOORS["joint"]
-    assert JointCorrelation().compare_rows(anchor, raw) == r
+    assert JointCorrelation().compare_window(anchor, raw) == r
 
 
 @pytest.mark.parametrize("kind", ["cusum", "adwin", "page_hinkley", "kswin"])
@@ -70,9 +69,15 @@ def test_detector_conformance(kind) -> None:
     if kind in ("cusum", "adwin"):
         assert hits == []  # the two detectors we recommend stay quiet on 5,000 stationary values
     shifted = rng.normal(1.5, 1.0, 1500)
-    clone = pickle.loads(pickle.dumps(det))  # snapshot / restore
+    clone = make_detector(kind, mean=0.0, sd=1.0, threshold=20.0, drift=0.25)
+    clone.restore(json.loads(json.dumps(det.state())))  # snapshot / restore through the data-only codec
     a, b = det.update_many(shifted), clone.update_many(shifted)
-    assert a == b and len(a) >= 1 and det.drift_detected
+    assert len(a) >= 1 and det.drift_detected
+    if kind == "cusum":
+        assert a == b  # exact state
+    else:
+        # river's detectors re-warm on the last 1,000 values: they still find the shift, about as fast
+        assert len(b) >= 1 and abs(b[0] - a[0]) <= 50, (a[:3], b[:3])  # seen: 0-5 events apart
     # determinism from scratch
     again = make_detector(kind, mean=0.0, sd=1.0, threshold=20.0, drift=0.25)
     assert again.update_many(stationary) == hits
@@ -91,7 +96,7 @@ def test_monitor_snapshot_restore_round_trip(demo_profiles) -> None:
     assert part == full
     assert (second.window_index, second.n_open, second.states()) == (whole.window_index, whole.n_open, whole.states())
     assert (second.detector.pos, second.detector.neg) == (whole.detector.pos, whole.detector.neg)
-    assert second.cols == whole.cols
+    assert second.window.cols == whole.window.cols
 
 
 def test_profile_round_trip_and_determinism() -> None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from careful_monitor.contracts import alert_json
+from careful_monitor.demo import scenario
 from careful_monitor.engine.monitor import ModelBatch
-from careful_monitor.scenarios import demo as scenario
-
 from tests.unit.conftest import demo_monitor, events_to_batch
 
 ALERT_KEYS = {"alert_id", "model", "dataset", "state", "since_window", "window", "window_end", "created_at",
@@ -15,7 +15,8 @@ ALERT_KEYS = {"alert_id", "model", "dataset", "state", "since_window", "window",
 
 
 def _stream(rows: list[dict], start: int = 0) -> list[dict]:
-    return [{"model": scenario.MODEL, "model_version": "1", "ts": scenario.START_TS + start + i, **r} for i, r in enumerate(rows)]
+    return [{"model": scenario.MODEL, "model_version": "1", "ts": scenario.START_TS + start + i, **r}
+            for i, r in enumerate(rows)]
 
 
 def test_stationary_300_windows_raise_nothing(demo_profiles) -> None:
@@ -27,9 +28,9 @@ def test_stationary_300_windows_raise_nothing(demo_profiles) -> None:
     for chunk in range(windows // 20):
         rows = scenario.sample_rows(rng, 20_000, "anchor")
         for o in mon.process(events_to_batch(_stream(rows, chunk * 20_000)), now=0.0):
-            flagged += o.result["flagged"]
+            flagged += o.result.flagged
             alerts += len(o.alerts)
-            worst |= {s for s in o.states.values() if s != "ok"}
+            worst |= {s for s in o.result.states.values() if s != "ok"}
     assert mon.window_index == windows
     assert alerts == 0
     assert not worst & {"retire_recommended", "anchor_stale"}
@@ -42,7 +43,7 @@ def test_drift_toward_collapsed_set_retires_it_and_only_it(demo_profiles) -> Non
     mon = demo_monitor(demo_profiles)
     events = scenario.live_events(np.random.default_rng(77), windows=16, stable_windows=8)
     outcomes = mon.process(events_to_batch(events), now=1_800_000_000.0)
-    alerts = [a for o in outcomes for a in o.alerts]
+    alerts = [alert_json(a) for o in outcomes for a in o.alerts]  # the JSON contract
     assert [a["dataset"] for a in alerts] == [scenario.COLLAPSED]
     a = alerts[0]
     # drift starts at window 8; with retire_after = 3 the earliest alert is window 10, at most one later
@@ -51,7 +52,8 @@ def test_drift_toward_collapsed_set_retires_it_and_only_it(demo_profiles) -> Non
     assert a["alert_id"] == f"{a['model']}:{a['dataset']}:{a['window']}:{a['state']}"
     assert a["created_at"] == "2027-01-15T08:00:00Z"  # wall clock passed in, never read
     assert a["share_identifiable"] and 0.1 <= a["share"] <= 1.0
-    assert all(o.states[scenario.FAITHFUL] == "ok" and o.states[scenario.ANCHOR] == "ok" for o in outcomes)
+    assert all(o.result.states[scenario.FAITHFUL] == "ok" and o.result.states[scenario.ANCHOR] == "ok"
+               for o in outcomes)
     again = demo_monitor(demo_profiles).process(events_to_batch(events), now=1_800_000_000.0)
     assert [o.result for o in again] == [o.result for o in outcomes]  # deterministic
 
@@ -72,12 +74,12 @@ def test_world_shift_makes_the_anchor_stale(demo_profiles, seed) -> None:
     rng = np.random.default_rng(seed)
     rows = scenario.sample_rows(rng, 3000, "anchor") + _world_shift(scenario.sample_rows(rng, 8000, "anchor"))
     outcomes = mon.process(events_to_batch(_stream(rows)), now=0.0)
-    alerts = [a for o in outcomes for a in o.alerts]
+    alerts = [alert_json(a) for o in outcomes for a in o.alerts]  # the JSON contract
     assert [(a["dataset"], a["state"]) for a in alerts] == [(scenario.ANCHOR, "anchor_stale")]
     assert alerts[0]["window"] < 3 + 5  # shift starts at window 3: stale within 5 windows
     assert alerts[0]["affinity"] is None and alerts[0]["share"] is None
     for o in outcomes:
-        assert o.states[scenario.COLLAPSED] == "ok" and o.states[scenario.FAITHFUL] == "ok"
+        assert o.result.states[scenario.COLLAPSED] == "ok" and o.result.states[scenario.FAITHFUL] == "ok"
 
 
 def test_windows_close_on_event_time(demo_profiles) -> None:
@@ -89,7 +91,7 @@ def test_windows_close_on_event_time(demo_profiles) -> None:
     ts += [1100.0 + i for i in range(170)]  # ... until min_size is reached and the time rule applies again
     batch = events_to_batch([{"model": scenario.MODEL, **r} for r in rows])
     batch = ModelBatch(ts, batch.versions, batch.columns)
-    sizes = [(o.result["n_events"], o.result["window_start"], o.result["window_end"]) for o in mon.process(batch, now=0.0)]
+    sizes = [(o.result.n_events, o.result.window_start, o.result.window_end) for o in mon.process(batch, now=0.0)]
     assert sizes[:3] == [(61, 0.0, 60.0), (61, 61.0, 121.0), (61, 122.0, 182.0)]
     # window 3 opens at 183 s, holds 183..199 and the 10 ts-less events (at 199 s): 27 < min_size,
     # so the events at 1000 s join it; it closes when an event is late and it holds >= 50

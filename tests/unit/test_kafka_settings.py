@@ -177,7 +177,8 @@ def test_faust_runtime_gets_the_same_credentials(tmp_path) -> None:
 
     (tmp_path / "pw").write_text("s3cret\n")
     cfg = load_config(None, environ={}, overrides={"kafka": {"security": {
-        "protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512", "username": "svc", "password_file": str(tmp_path / "pw")}}})
+        "protocol": "SASL_PLAINTEXT", "sasl_mechanism": "SCRAM-SHA-512", "username": "svc",
+        "password_file": str(tmp_path / "pw")}}})
     creds = faust_credentials(cfg)
     assert creds.username == "svc" and creds.password == "s3cret" and "SCRAM" in str(creds.mechanism)
     assert "s3cret" not in repr(cfg)

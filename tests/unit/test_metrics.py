@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 from prometheus_client import CollectorRegistry
 
-from careful_monitor.scenarios import demo as scenario
+from careful_monitor.demo import scenario
 from careful_monitor.sinks.prometheus import Metrics
-
 from tests.unit.conftest import demo_monitor, events_to_batch
 
 
@@ -38,7 +37,8 @@ def test_dropped_version_series_disappear() -> None:
     reg = CollectorRegistry()
     m = Metrics(reg)
     m.collapse_by_version.labels("m", "1", "f", "spread_ratio").set(1)
-    m._children[(id(m.collapse_by_version), ("m", "1", "f", "spread_ratio"))] = m.collapse_by_version.labels("m", "1", "f", "spread_ratio")
+    m._children[(id(m.collapse_by_version), ("m", "1", "f", "spread_ratio"))] = m.collapse_by_version.labels(
+        "m", "1", "f", "spread_ratio")
     m.drop_version("m", "1")
     assert reg.get_sample_value("careful_monitor_collapse_signal_by_version",
                                 {"model": "m", "version": "1", "feature": "f", "signal": "spread_ratio"}) is None

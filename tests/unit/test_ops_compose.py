@@ -7,6 +7,7 @@ container runs is a real CLI command with real options.
 
 from __future__ import annotations
 
+import base64
 import re
 import shlex
 import subprocess
@@ -15,9 +16,10 @@ from pathlib import Path
 
 import pytest
 import yaml
+from pydantic import BaseModel
 
-from careful_monitor.config import load_config
-from careful_monitor.scenarios.demo import config_dict as demo_config
+from careful_monitor.config import Config, load_config
+from careful_monitor.demo.scenario import config_dict as demo_config
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
@@ -27,6 +29,12 @@ DOCKERFILE = (ROOT / "Dockerfile").read_text()
 CONFIG = ROOT / "deploy" / "docker" / "config.yaml"
 CONFIG_IN_CONTAINER = "/etc/careful-monitor/config.yaml"
 ONE_SHOTS = {"init", "register", "simulate"}
+#: config sections the environment may set (models are configured in the file only)
+CONFIG_SECTIONS = ("window", "policy", "profile", "limits", "dead_letters", "kafka", "store", "http")
+#: CAREFUL_MONITOR_<SECTION>__<KEY>[__<KEY>...]
+ENV_KEY = re.compile(rf"CAREFUL_MONITOR_({'|'.join(s.upper() for s in CONFIG_SECTIONS)})(__[A-Z][A-Z0-9_]*)+")
+#: the CLI's top-level commands a container may run
+CLI_COMMANDS = {"run", "simulate", "topics", "db", "demo", "replay", "datasets", "alerts", "bench"}
 #: subcommands a container runs that the CLI does not have yet: xfail(strict), so each turns into a failure
 #: (remove it here) as soon as it exists. `run`, `simulate` and `topics create` exist now (issue 4).
 NOT_BUILT_YET: dict[str, str] = {}
@@ -49,6 +57,19 @@ def container_commands() -> list[tuple[str, list[str]]]:
             assert "entrypoint" not in svc, name  # the image's ENTRYPOINT is careful-monitor
             out.append((name, svc["command"]))
     return out
+
+
+def compose_commands() -> list[tuple[str, list[str]]]:
+    """(compose service, careful-monitor argv without the program) for every command a compose container runs.
+
+    One service may run several (`init`: `db upgrade && topics create`). A later test can run
+    `careful-monitor <argv[0]> --help` for each.
+    """
+    return [(where, argv) for where, argv in container_commands() if where in SERVICES]
+
+
+#: the commands of docker-compose.yml, read once at import
+COMPOSE_COMMANDS = compose_commands()
 
 
 def _subcommand(argv: list[str]) -> list[str]:
@@ -74,8 +95,8 @@ def _params():
 
 
 def test_stack_has_every_service() -> None:
-    assert set(SERVICES) == {"kafka", "postgres", "init", "register", "careful-monitor", "simulate", "prometheus", "alertmanager",
-                             "grafana"}
+    assert set(SERVICES) == {"kafka", "postgres", "init", "register", "careful-monitor", "simulate", "prometheus",
+                             "alertmanager", "grafana"}
 
 
 def test_images_are_pinned() -> None:
@@ -88,6 +109,23 @@ def test_images_are_pinned() -> None:
     assert {s["image"] for s in OURS.values()} == {"careful-monitor:0.1.0"}
     froms = re.findall(r"^FROM (\S+)", DOCKERFILE, re.M)
     assert len(froms) == 2 and all(re.fullmatch(r"python:3\.11\.\d+-slim(-\w+)?", f) for f in froms), froms
+
+
+def test_kafka_is_a_single_kraft_node_with_its_data_on_the_volume() -> None:
+    env = {k: str(v) for k, v in SERVICES["kafka"]["environment"].items()}
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    node, voter = env["KAFKA_NODE_ID"], env["KAFKA_CONTROLLER_QUORUM_VOTERS"]
+    assert (voter.split("@")[0] == node
+            and voter.split("@")[1] == "kafka:" + re.search(r"CONTROLLER://:(\d+)", env["KAFKA_LISTENERS"]).group(1))
+    assert env["KAFKA_ADVERTISED_LISTENERS"] == "PLAINTEXT://kafka:9092"  # what CAREFUL_MONITOR_KAFKA__BOOTSTRAP names
+    for k in ("KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR", "KAFKA_TRANSACTION_STATE_LOG_REPLICATION_FACTOR",
+              "KAFKA_TRANSACTION_STATE_LOG_MIN_ISR"):
+        assert env[k] == "1", k
+    # a base64 UUID, as kafka-storage.sh random-uuid prints (the image formats its storage with it)
+    cluster_id = env["CLUSTER_ID"]
+    assert len(base64.urlsafe_b64decode(cluster_id + "==")) == 16 and re.fullmatch(r"[\w-]{22}", cluster_id)
+    (volume,) = SERVICES["kafka"]["volumes"]
+    assert volume.split(":")[1] == env["KAFKA_LOG_DIRS"], "the broker's log dir must be the mounted volume"
 
 
 def test_dockerfile_multi_stage_non_root_with_healthcheck() -> None:
@@ -108,7 +146,8 @@ def test_container_config_is_the_demo_scenario() -> None:
     demo = demo_config()
     assert cfg["models"] == demo["models"]
     assert cfg["models"]["ticket-router"]["anchor"] == "tickets-real"
-    assert set(cfg["models"]["ticket-router"]["training_mix"]) == {"tickets-real", "tickets-synth-collapsed", "tickets-synth-faithful"}
+    assert set(cfg["models"]["ticket-router"]["training_mix"]) == {"tickets-real", "tickets-synth-collapsed",
+                                                                   "tickets-synth-faithful"}
     assert cfg["window"] == demo["window"] and cfg["limits"] == demo["limits"]
 
 
@@ -117,12 +156,30 @@ def test_environment_is_valid_config(name: str) -> None:
     svc = OURS[name]
     env = {k: str(v) for k, v in svc.get("environment", {}).items()}
     for k in env:
-        assert re.fullmatch(r"CAREFUL_MONITOR_[A-Z]+(__[A-Z_]+)+", k), (name, k)
+        assert ENV_KEY.fullmatch(k), (f"{name}: {k} is not CAREFUL_MONITOR_<SECTION>__<KEY> "
+                                      f"with SECTION in {CONFIG_SECTIONS}")
     assert f"./{CONFIG.relative_to(ROOT)}:{CONFIG_IN_CONTAINER}:ro" in svc["volumes"]
     cfg = load_config(CONFIG, environ=env)  # raises ConfigError on an unknown key or a bad value
     assert cfg.kafka.bootstrap == "kafka:9092"
     assert cfg.store_url == "postgresql://careful@postgres:5432/careful"
     assert cfg.http.port == 9308 and cfg.http.host == "0.0.0.0"
+
+
+def test_config_sections_are_the_config_models_sections() -> None:
+    sections = {name for name, f in Config.model_fields.items()
+                if isinstance(f.annotation, type) and issubclass(f.annotation, BaseModel)}
+    assert set(CONFIG_SECTIONS) == sections
+
+
+def test_compose_commands_start_with_a_cli_command() -> None:
+    services = {where for where, _ in COMPOSE_COMMANDS}
+    assert services == set(OURS), "every service built from this repo runs careful-monitor"
+    for where, argv in COMPOSE_COMMANDS:
+        assert argv and argv[0] in CLI_COMMANDS, f"{where}: `careful-monitor {' '.join(argv)}`"
+    assert ("careful-monitor", ["run", "--config", CONFIG_IN_CONTAINER]) in COMPOSE_COMMANDS
+    assert [argv[:2] for where, argv in COMPOSE_COMMANDS if where == "init"] == [["db", "upgrade"],
+                                                                                 ["topics", "create"]]
+    assert [argv[0] for where, argv in COMPOSE_COMMANDS if where == "simulate"] == ["simulate"]
 
 
 def test_ports_agree_with_config_and_prometheus() -> None:
@@ -160,9 +217,10 @@ def test_dependencies_have_conditions_and_healthchecks() -> None:
 
 @pytest.mark.parametrize(("subcommand", "options", "places"), list(_params()))
 def test_container_commands_are_real_cli_commands(subcommand: list[str], options: list[str], places: list[str]) -> None:
-    r = subprocess.run([sys.executable, "-m", "careful_monitor.cli", *subcommand, "--help"], capture_output=True, text=True,
-                       timeout=120)
-    assert r.returncode == 0, f"{places}: `careful-monitor {' '.join(subcommand)} --help` exited {r.returncode}: {r.stderr}"
+    r = subprocess.run([sys.executable, "-m", "careful_monitor.cli", *subcommand, "--help"], capture_output=True,
+                       text=True, timeout=120)
+    assert r.returncode == 0, (f"{places}: `careful-monitor {' '.join(subcommand)} --help` "
+                               f"exited {r.returncode}: {r.stderr}")
     for option in options:
         assert re.search(rf"(^|\s){re.escape(option)}\b", r.stdout), f"{places}: {' '.join(subcommand)} has no {option}"
 

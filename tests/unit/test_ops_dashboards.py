@@ -19,20 +19,47 @@ DASHBOARDS = sorted((ROOT / "dashboards").glob("*.json"))
 PROVISIONING = ROOT / "deploy" / "grafana" / "provisioning"
 DS = {"type": "prometheus", "uid": "${DS_PROMETHEUS}"}
 #: variables Grafana defines itself
-BUILTIN_VARIABLES = {"__rate_interval", "__interval", "__interval_ms", "__range", "__range_s", "__range_ms", "__from", "__to"}
+BUILTIN_VARIABLES = {"__rate_interval", "__interval", "__interval_ms", "__range", "__range_s", "__range_ms", "__from",
+                     "__to"}
 #: the question each dashboard must answer, as the metrics its panels must use
 REQUIRED_METRICS = {
-    "careful-overview.json": {"careful_monitor_events_total", "careful_monitor_consumer_lag", "careful_monitor_event_lag_seconds",
-                              "careful_monitor_dead_letters_total", "careful_monitor_windows_total",
+    "careful-overview.json": {"careful_monitor_events_total", "careful_monitor_consumer_lag",
+                              "careful_monitor_event_lag_seconds", "careful_monitor_dead_letters_total",
+                              "careful_monitor_windows_total",
                               "careful_monitor_dataset_state", "careful_monitor_retirement_alerts_total"},
-    "careful-model.json": {"careful_monitor_drift_statistic", "careful_monitor_drift_p_value", "careful_monitor_drift_detected",
-                           "careful_monitor_collapse_signal", "careful_monitor_synthetic_affinity",
+    "careful-model.json": {"careful_monitor_drift_statistic", "careful_monitor_drift_p_value",
+                           "careful_monitor_drift_detected", "careful_monitor_collapse_signal",
+                           "careful_monitor_synthetic_affinity",
                            "careful_monitor_synthetic_share", "careful_monitor_dataset_state",
                            "careful_monitor_collapse_signal_by_version"},
 }
+#: the metric contract (docs/ARCHITECTURE "Outputs"): name -> labels; histograms also have _bucket/_sum/_count
+CONTRACT_METRICS: dict[str, tuple[str, ...]] = {
+    "careful_monitor_events_total": ("model", "outcome"),
+    "careful_monitor_windows_total": ("model",),
+    "careful_monitor_drift_statistic": ("model", "feature", "reference", "test"),
+    "careful_monitor_drift_p_value": ("model", "feature", "reference", "test"),
+    "careful_monitor_drift_detected": ("model", "feature"),
+    "careful_monitor_collapse_signal": ("model", "feature", "signal"),
+    "careful_monitor_synthetic_affinity": ("model", "dataset"),
+    "careful_monitor_synthetic_share": ("model", "dataset"),
+    "careful_monitor_dataset_state": ("model", "dataset"),
+    "careful_monitor_retirement_alerts_total": ("model", "dataset"),
+    "careful_monitor_dead_letters_total": ("reason",),
+    "careful_monitor_event_lag_seconds": ("model",),
+    "careful_monitor_consumer_lag": ("topic", "partition"),
+    "careful_monitor_collapse_signal_by_version": ("model", "version", "feature", "signal"),
+    "careful_monitor_window_processing_seconds": (),
+    "careful_monitor_build_info": ("version",),
+    "careful_monitor_last_event_timestamp_seconds": ("model",),
+    "careful_monitor_ready": (),
+}
+HISTOGRAMS = {"careful_monitor_window_processing_seconds"}
+#: metrics beyond the contract that dashboards may use: each is exported and documented in README's metric table
+DOCUMENTED_EXTRAS = {"careful_monitor_collapse_signal_version_trend", "careful_monitor_data_quality"}
 _VAR = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
-_PROMQL_KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "offset", "bool",
-                    "inf", "nan"}
+_PROMQL_KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "offset",
+                    "bool", "inf", "nan"}
 
 
 def dashboard_queries(path: Path, substitutions: dict[str, str]) -> list[tuple[str, str]]:
@@ -47,22 +74,22 @@ def dashboard_queries(path: Path, substitutions: dict[str, str]) -> list[tuple[s
         name = next(g for g in m.groups() if g)
         return subst.get(name, m.group(0))
 
-    return [(p["title"], _VAR.sub(replace, t["expr"])) for p in json.loads(path.read_text())["panels"] for t in p["targets"]]
+    return [(p["title"], _VAR.sub(replace, t["expr"]))
+            for p in json.loads(path.read_text())["panels"] for t in p["targets"]]
 
 
 def exported_metric_names() -> set[str]:
-    """Series names the service can export, read from careful_monitor/sinks/prometheus.py (the source of truth)."""
-    src = (ROOT / "careful_monitor" / "sinks" / "prometheus.py").read_text()
-    prefix = re.search(r'^P = "(\w+)"', src, re.M).group(1)
+    """Series names the service can export, read from the metrics careful_monitor/sinks/prometheus.py declares."""
+    from careful_monitor.sinks.prometheus import Metrics
+
     names = set()
-    for kind, name in re.findall(r'\b(Counter|Gauge|Histogram)\(\s*P \+ "(\w+)"', src):
-        full = prefix + name
-        if kind == "Counter":
-            names.add(full + "_total")
-        elif kind == "Histogram":
-            names |= {full + s for s in ("_bucket", "_sum", "_count")}
+    for family in Metrics().registry.collect():
+        if family.type == "counter":
+            names.add(family.name + "_total")
+        elif family.type == "histogram":
+            names |= {family.name + s for s in ("_bucket", "_sum", "_count")}
         else:
-            names.add(full)
+            names.add(family.name)
     return names
 
 
@@ -80,16 +107,27 @@ def promql_metric_names(expr: str) -> set[str]:
     return names
 
 
+def contract_metric_tokens(expr: str) -> set[str]:
+    """`careful_monitor_*` names in an expression, histogram suffixes folded onto the histogram's name."""
+    out = set()
+    for name in re.findall(r"careful_monitor_[a-z_]+", expr):
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        out.add(base if base in HISTOGRAMS else name)
+    return out
+
+
 def _load(path: Path) -> dict:
     return json.loads(path.read_text())
 
 
 def test_the_metric_name_parser_reads_the_sink() -> None:
     names = exported_metric_names()
-    assert {"careful_monitor_events_total", "careful_monitor_dataset_state", "careful_monitor_window_processing_seconds_bucket",
-            "careful_monitor_consumer_lag", "careful_monitor_collapse_signal_by_version"} <= names
+    assert {"careful_monitor_events_total", "careful_monitor_dataset_state",
+            "careful_monitor_window_processing_seconds_bucket", "careful_monitor_consumer_lag",
+            "careful_monitor_collapse_signal_by_version"} <= names
     assert "careful_monitor_events" not in names
-    assert promql_metric_names('histogram_quantile(0.95, sum by (le) (rate(a_bucket{x="y"}[5m]))) / on (m) group_left b') == {"a_bucket", "b"}
+    assert promql_metric_names('histogram_quantile(0.95, sum by (le) (rate(a_bucket{x="y"}[5m]))) '
+                               '/ on (m) group_left b') == {"a_bucket", "b"}
 
 
 def test_dashboards_exist_and_uids_are_unique() -> None:
@@ -102,7 +140,8 @@ def test_dashboards_exist_and_uids_are_unique() -> None:
 def test_dashboard_schema(path: Path) -> None:
     d = _load(path)
     assert d["schemaVersion"] == 39 and d["uid"] and d["title"]
-    assert [(i["name"], i["type"], i["pluginId"]) for i in d["__inputs"]] == [("DS_PROMETHEUS", "datasource", "prometheus")]
+    assert [(i["name"], i["type"], i["pluginId"]) for i in d["__inputs"]] == [("DS_PROMETHEUS", "datasource",
+                                                                              "prometheus")]
     ids = [p["id"] for p in d["panels"]]
     assert len(ids) == len(set(ids)), "panel ids must be unique"
     for p in d["panels"]:
@@ -128,7 +167,8 @@ def test_template_variables(path: Path) -> None:
     assert by_name["DS_PROMETHEUS"]["type"] == "datasource" and by_name["DS_PROMETHEUS"]["query"] == "prometheus"
     assert by_name["model"]["query"] == "label_values(careful_monitor_events_total, model)"
     model_match = "=~" if by_name["model"].get("multi") else "="
-    assert by_name["dataset"]["query"] == f'label_values(careful_monitor_dataset_state{{model{model_match}"$model"}}, dataset)'
+    assert by_name["dataset"]["query"] == (f'label_values(careful_monitor_dataset_state{{model{model_match}"$model"}}, '
+                                           'dataset)')
     if path.name == "careful-model.json":
         assert model_match == "=", "the per-model dashboard shows one model"
     # every variable used is defined (by an earlier variable, for the variables' own queries) or built in
@@ -152,19 +192,52 @@ def test_queries_use_only_exported_metrics(path: Path) -> None:
     for title, expr in dashboard_queries(path, {}):
         names = promql_metric_names(expr)
         assert names, f"{title}: no metric in {expr!r}"
-        assert names <= exported, f"{title}: {sorted(names - exported)} not exported by careful_monitor/sinks/prometheus.py"
+        assert names <= exported, (f"{title}: {sorted(names - exported)} "
+                                   "not exported by careful_monitor/sinks/prometheus.py")
         used |= names
     assert REQUIRED_METRICS[path.name] <= used, sorted(REQUIRED_METRICS[path.name] - used)
 
 
+def test_the_contract_is_what_the_service_exports() -> None:
+    exported = exported_metric_names()
+    for name in CONTRACT_METRICS:
+        if name in HISTOGRAMS:
+            assert {name + "_bucket", name + "_sum", name + "_count"} <= exported, name
+        else:
+            assert name in exported, (f"{name} is in the metric contract "
+                                      "but careful_monitor/sinks/prometheus.py does not export it")
+    readme = (ROOT / "README.md").read_text()
+    for name in DOCUMENTED_EXTRAS:
+        assert name in exported, name
+        assert f"`{name.removeprefix('careful_monitor_')}`" in readme, f"{name}: not in README's metric table"
+
+
+@pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
+def test_queries_use_only_contract_metrics_and_their_labels(path: Path) -> None:
+    allowed = set(CONTRACT_METRICS) | DOCUMENTED_EXTRAS
+    for title, expr in dashboard_queries(path, {}):
+        tokens = contract_metric_tokens(expr)
+        assert tokens, f"{title}: no careful_monitor_ metric in {expr!r}"
+        assert tokens <= allowed, f"{title}: {sorted(tokens - allowed)} is not in the metric contract"
+        # label matchers on a contract metric name only its labels
+        for name, matchers in re.findall(r"(careful_monitor_[a-z_]+)\{([^}]*)\}", expr):
+            (base,) = contract_metric_tokens(name)
+            if base not in CONTRACT_METRICS:
+                continue
+            labels = CONTRACT_METRICS[base]
+            for label in re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", re.sub(r'"(?:\\.|[^"\\])*"', '""', matchers)):
+                assert label in (*labels, "le"), f"{title}: {name} has no label {label}"
+
+
 def test_dashboard_queries_substitutes_variables() -> None:
-    subst = {"model": "ticket-router", "dataset": "tickets-synth-collapsed", "$__rate_interval": "1m", "$__interval": "15s",
-             "$__range": "5m"}
+    subst = {"model": "ticket-router", "dataset": "tickets-synth-collapsed", "$__rate_interval": "1m",
+             "$__interval": "15s", "$__range": "5m"}
     for path in DASHBOARDS:
         for title, expr in dashboard_queries(path, subst):
             assert "$" not in expr, f"{title}: {expr}"
     queries = dict(dashboard_queries(ROOT / "dashboards" / "careful-overview.json", subst))
-    assert queries["Events per second"] == ('sum by (model, outcome) (rate(careful_monitor_events_total{model=~"ticket-router"}[1m]))')
+    assert queries["Events per second"] == ('sum by (model, outcome) '
+                                            '(rate(careful_monitor_events_total{model=~"ticket-router"}[1m]))')
 
 
 def test_committed_json_is_what_build_py_writes() -> None:

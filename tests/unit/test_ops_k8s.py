@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import importlib.util
 import posixpath
-import re
 import shutil
 import subprocess
 from pathlib import Path
@@ -17,6 +16,7 @@ import pytest
 import yaml
 
 from careful_monitor.config import load_config
+from tests.unit.test_ops_compose import CONFIG_SECTIONS, ENV_KEY
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
@@ -49,7 +49,8 @@ def test_every_manifest_parses_and_kustomizations_reference_existing_files() -> 
 
 
 def test_deployment_service_probes_and_secrets_agree() -> None:
-    dep, svc, pdb, sm = (_load(BASE / f) for f in ("deployment.yaml", "service.yaml", "pdb.yaml", "servicemonitor.yaml"))
+    dep, svc, pdb, sm = (_load(BASE / f)
+                         for f in ("deployment.yaml", "service.yaml", "pdb.yaml", "servicemonitor.yaml"))
     pod = dep["spec"]["template"]
     c = _container(dep)
     selector = dep["spec"]["selector"]["matchLabels"]
@@ -63,8 +64,10 @@ def test_deployment_service_probes_and_secrets_agree() -> None:
     assert sm["spec"]["selector"]["matchLabels"].items() <= common.items()  # kustomize puts these on the Service
     assert c["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert c["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    assert pod["spec"]["securityContext"]["runAsNonRoot"] is True and pod["spec"]["securityContext"]["runAsUser"] == 10001
-    assert c["securityContext"]["readOnlyRootFilesystem"] is True and c["securityContext"]["allowPrivilegeEscalation"] is False
+    assert (pod["spec"]["securityContext"]["runAsNonRoot"] is True
+            and pod["spec"]["securityContext"]["runAsUser"] == 10001)
+    assert (c["securityContext"]["readOnlyRootFilesystem"] is True
+            and c["securityContext"]["allowPrivilegeEscalation"] is False)
     assert c["resources"]["requests"] and c["resources"]["limits"]
     # the config comes from the generated ConfigMap, mounted where --config points
     volumes = {v["name"]: v for v in pod["spec"]["volumes"]}
@@ -77,7 +80,8 @@ def test_deployment_service_probes_and_secrets_agree() -> None:
     assert c["workingDir"] in writable
     # the store URL comes from a Secret; the Kafka password file from a Secret volume at the path the env names
     env = {e["name"]: e for e in c["env"]}
-    assert env["CAREFUL_MONITOR_STORE__URL"]["valueFrom"]["secretKeyRef"] == {"name": "careful-monitor-store", "key": "url"}
+    assert env["CAREFUL_MONITOR_STORE__URL"]["valueFrom"]["secretKeyRef"] == {"name": "careful-monitor-store",
+                                                                              "key": "url"}
     password_file = env["CAREFUL_MONITOR_KAFKA__SECURITY__PASSWORD_FILE"]["value"]
     secret_volume = next(n for n, v in volumes.items() if "secret" in v)
     assert posixpath.dirname(password_file) == mounts[secret_volume]
@@ -97,9 +101,9 @@ def test_deployment_service_probes_and_secrets_agree() -> None:
 
 def test_config_is_valid_with_the_pod_environment() -> None:
     c = _container(_load(BASE / "deployment.yaml"))
-    env = {e["name"]: e["value"] if "value" in e else "postgresql://careful:secret@db:5432/careful" for e in c["env"]}
+    env = {e["name"]: e.get("value", "postgresql://careful:secret@db:5432/careful") for e in c["env"]}
     for k in env:
-        assert re.fullmatch(r"CAREFUL_MONITOR_[A-Z]+(__[A-Z_]+)+", k), k
+        assert ENV_KEY.fullmatch(k), f"{k} is not CAREFUL_MONITOR_<SECTION>__<KEY> with SECTION in {CONFIG_SECTIONS}"
     cfg = load_config(BASE / "config.yaml", environ=env)  # raises ConfigError on an unknown key or a bad value
     assert cfg.http.port == c["ports"][0]["containerPort"] and cfg.http.host == "0.0.0.0"
     assert cfg.kafka.security.password_file == env["CAREFUL_MONITOR_KAFKA__SECURITY__PASSWORD_FILE"]
@@ -130,7 +134,8 @@ def test_example_overlay_renders_consistently() -> None:
     assert _container(dep)["image"] == "registry.example.com/careful-monitor:0.1.0"
     svc, pdb, sm = objs[("Service", "careful-monitor")], objs[("PodDisruptionBudget", "careful-monitor")], \
         objs[("ServiceMonitor", "careful-monitor")]
-    for sel in (dep["spec"]["selector"]["matchLabels"], svc["spec"]["selector"], pdb["spec"]["selector"]["matchLabels"]):
+    for sel in (dep["spec"]["selector"]["matchLabels"], svc["spec"]["selector"],
+                pdb["spec"]["selector"]["matchLabels"]):
         assert sel.items() <= labels.items()
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
     # every ConfigMap and Secret the pod names exists in the rendered output (with its generated name)
@@ -144,4 +149,5 @@ def test_example_overlay_renders_consistently() -> None:
         if ref:
             assert ref["key"] in objs[("Secret", ref["name"])]["data"]
     rule = objs[("PrometheusRule", "careful-monitor")]
-    assert rule["spec"]["groups"] == _load(ROOT / "deploy" / "prometheus" / "rules" / "careful-monitor.rules.yml")["groups"]
+    assert rule["spec"]["groups"] == _load(ROOT / "deploy" / "prometheus" / "rules"
+                                           / "careful-monitor.rules.yml")["groups"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from careful_monitor import quality as q
+from careful_monitor.bench import quality as q
 
 
 @pytest.fixture(scope="module")

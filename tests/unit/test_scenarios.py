@@ -4,16 +4,35 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from itertools import pairwise
 
 import numpy as np
 import orjson
 import pytest
 
-from careful_monitor.scenarios import (SCENARIOS, category_labels, distinct_n, first_generation_below, fit_mixture_em,
-                                       mean_entropy, mean_max_prob, mixture_quantile, recursive_categorical,
-                                       recursive_confidence, recursive_gaussian, recursive_mixture, recursive_text,
-                                       sample_categories, sample_mixture, sample_probs, sample_texts, tail_mass,
-                                       to_events, to_rows, zipf_probs)
+from careful_monitor.scenarios import (
+    SCENARIOS,
+    category_labels,
+    distinct_n,
+    first_generation_below,
+    fit_mixture_em,
+    mean_entropy,
+    mean_max_prob,
+    mixture_quantile,
+    recursive_categorical,
+    recursive_confidence,
+    recursive_gaussian,
+    recursive_mixture,
+    recursive_text,
+    sample_categories,
+    sample_mixture,
+    sample_probs,
+    sample_texts,
+    tail_mass,
+    to_events,
+    to_rows,
+    zipf_probs,
+)
 from careful_monitor.scenarios.mixture import MEANS, SDS, WEIGHTS
 from careful_monitor.scenarios.text import fit_bigram
 from careful_monitor.sources.decode import EventDecoder
@@ -30,7 +49,7 @@ def same(a, b) -> bool:
     if isinstance(a, np.ndarray) or isinstance(b, np.ndarray):
         return isinstance(a, np.ndarray) and isinstance(b, np.ndarray) and a.shape == b.shape and np.array_equal(a, b)
     if isinstance(a, (list, tuple)):
-        return type(a) is type(b) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
+        return type(a) is type(b) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
     if dataclasses.is_dataclass(a) and not isinstance(a, type):
         return type(a) is type(b) and all(same(getattr(a, f.name), getattr(b, f.name)) for f in dataclasses.fields(a))
     return a == b
@@ -158,7 +177,7 @@ def test_text_distinct_2_falls_at_matched_sample_size():
         n = min(sum(len(t.split()) - 1 for t in first), sum(len(t.split()) - 1 for t in last))
         assert distinct_n(last, 2, limit=n) <= 0.5 * distinct_n(first, 2, limit=n), s
         support = [m.bigram_support for m in models]
-        assert all(a >= b for a, b in zip(support, support[1:]))
+        assert all(a >= b for a, b in pairwise(support))
 
 
 def test_text_sharpening_speeds_up_the_loss():
@@ -251,7 +270,7 @@ def test_to_events_round_trips_through_the_decoder():
     assert batch.columns["inputs.k"] == list(range(300)) and batch.columns["inputs.flag"][:2] == [True, False]
     assert batch.columns["inputs.country"] == inputs["country"] and batch.columns["inputs.text"] == inputs["text"]
     labels, p = probs
-    assert batch.columns["outputs.probs"][7] == dict(zip(labels, p[7].tolist()))
+    assert batch.columns["outputs.probs"][7] == dict(zip(labels, p[7].tolist(), strict=True))
     assert batch.columns["outputs.label"] == outputs["label"].tolist()
     for e in events[:50]:  # plain Python values only: JSON-ready without a numpy-aware encoder
         for v in (*e["inputs"].values(), *e["outputs"].values()):
@@ -270,7 +289,7 @@ def test_to_rows_are_events_without_model_ts_id():
 
 
 def test_streams_reject_inconsistent_columns():
-    with pytest.raises(ValueError, match="inputs.b"):
+    with pytest.raises(ValueError, match=r"inputs\.b"):
         to_rows(inputs={"a": [1, 2], "b": [1]}, outputs={})
     with pytest.raises(ValueError, match="probs"):
         to_rows(inputs={"a": [1, 2]}, outputs={}, probs=(["p", "q"], np.ones((3, 2)) / 2))

@@ -112,7 +112,7 @@ def test_two_stores_opening_a_new_database_at_once_both_start(store_url: str) ->
         barrier.wait()
         try:
             opened.append(Store(store_url))
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=open_store) for _ in range(2)]
@@ -322,7 +322,8 @@ def test_ack_is_kept_across_redelivery_and_the_last_ack_wins(store: Store) -> No
     store.commit_batch(alerts=[a, {**a, "share": 0.99}])  # redelivered after a crash
     assert store.get_alert(a["alert_id"]) == acked
     assert store.list_alerts() == [acked]
-    later = store.ack_alert(a["alert_id"], by="carol", at=datetime(2026, 11, 24, 13, 0, tzinfo=timezone(timedelta(hours=2))))
+    later = store.ack_alert(a["alert_id"], by="carol",
+                            at=datetime(2026, 11, 24, 13, 0, tzinfo=timezone(timedelta(hours=2))))
     assert (later["acked_by"], later["acked_at"]) == ("carol", "2026-11-24T11:00:00Z")
     assert store.get_alert(a["alert_id"]) == later
 
@@ -378,7 +379,7 @@ def test_two_writers_at_once_write_every_row_once(store: Store, store_url: str) 
                                      alerts=[alert("m", "s", i) for i in indexes],
                                      states={"m": f"{order}:{r}".encode()},
                                      offsets=[("g", "t", p, r) for p in range(3)])
-                except BaseException as exc:  # noqa: BLE001 - reported below
+                except BaseException as exc:
                     errors.append(exc)
 
     threads = [threading.Thread(target=writer, args=(order,)) for order in (1, -1)]

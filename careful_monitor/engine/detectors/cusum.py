@@ -18,11 +18,15 @@ using S_t = C_t - min(0, min_{s<=t} C_s) with C the cumulative sum (Lindley's re
 >>> hits = d.update_many(rng.normal(0.5, 1, 2000))
 >>> 0 < hits[0] < 300
 True
+>>> again = AnchorCUSUM(mean=0.0, sd=1.0, threshold=20.0, drift=0.25); again.restore(d.state())
+>>> again.state() == d.state()
+True
 """
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +50,13 @@ class AnchorCUSUM:
     def update(self, x: float) -> None:
         self.update_many([x])
 
-    def update_many(self, xs: Sequence[float]) -> list[int]:
+    def state(self) -> dict[str, Any]:
+        return {"pos": self.pos, "neg": self.neg, "direction": self.direction}
+
+    def restore(self, state: Mapping[str, Any]) -> None:
+        self.pos, self.neg, self.direction = float(state["pos"]), float(state["neg"]), int(state["direction"])
+
+    def update_many(self, xs: Sequence[float] | np.ndarray) -> list[int]:
         z = (np.asarray(xs, dtype=float) - self.mean) / self.sd
         z = z[np.isfinite(z)]
         hits: list[int] = []

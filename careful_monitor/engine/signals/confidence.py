@@ -22,18 +22,18 @@ from __future__ import annotations
 import math
 
 from careful_monitor.engine.column import WindowColumn
-from careful_monitor.engine.profile import PROBS, ProbsProfile
+from careful_monitor.engine.profile import PROBS, FeatureProfile, ProbsProfile
 from careful_monitor.engine.stats import mean_ratio_z, two_sided_normal
-from careful_monitor.engine.tests import TestResult
+from careful_monitor.engine.types import TestResult
 
 
 class Confidence:
     name = "confidence"
     kinds = (PROBS,)
     effect_key = "confidence"
-    anchor_only = True
 
-    def compare(self, ref: ProbsProfile, window: WindowColumn) -> TestResult | None:
+    def compare(self, ref: FeatureProfile, window: WindowColumn) -> TestResult | None:
+        assert isinstance(ref, ProbsProfile)
         if window.n < 20:
             return None
         m = float(window.x.mean())
@@ -46,9 +46,9 @@ class PredictiveEntropy:
     name = "entropy"
     kinds = (PROBS,)
     effect_key = "entropy_ratio"
-    anchor_only = True
 
-    def compare(self, ref: ProbsProfile, window: WindowColumn) -> TestResult | None:
+    def compare(self, ref: FeatureProfile, window: WindowColumn) -> TestResult | None:
+        assert isinstance(ref, ProbsProfile)
         if window.n < 20 or ref.entropy_mean <= 0:
             return None
         ratio, p = mean_ratio_z(window.extra["entropy"], ref.entropy_mean, ref.entropy_std)

@@ -24,17 +24,17 @@ import numpy as np
 from scipy import special
 
 from careful_monitor.engine.column import WindowColumn
-from careful_monitor.engine.profile import CATEGORICAL, CategoricalProfile
-from careful_monitor.engine.tests import TestResult
+from careful_monitor.engine.profile import CATEGORICAL, CategoricalProfile, FeatureProfile
+from careful_monitor.engine.types import TestResult
 
 
 class Coverage:
     name = "coverage"
     kinds = (CATEGORICAL,)
     effect_key = "coverage"
-    anchor_only = True
 
-    def compare(self, ref: CategoricalProfile, window: WindowColumn) -> TestResult | None:
+    def compare(self, ref: FeatureProfile, window: WindowColumn) -> TestResult | None:
+        assert isinstance(ref, CategoricalProfile)
         if window.n < 20 or len(ref.categories) < 2:
             return None
         p = ref.counts[:-1] / max(ref.counts.sum(), 1)

@@ -24,9 +24,9 @@ import math
 import numpy as np
 
 from careful_monitor.engine.column import WindowColumn
-from careful_monitor.engine.profile import CATEGORICAL, RARE_P, CategoricalProfile
+from careful_monitor.engine.profile import CATEGORICAL, RARE_P, CategoricalProfile, FeatureProfile
 from careful_monitor.engine.stats import binomial_two_sided, two_sided_normal
-from careful_monitor.engine.tests import TestResult
+from careful_monitor.engine.types import TestResult
 
 
 def miller_madow(counts: np.ndarray) -> float:
@@ -41,9 +41,9 @@ class EntropyRatio:
     name = "entropy_ratio"
     kinds = (CATEGORICAL,)
     effect_key = "entropy_ratio"
-    anchor_only = True
 
-    def compare(self, ref: CategoricalProfile, window: WindowColumn) -> TestResult | None:
+    def compare(self, ref: FeatureProfile, window: WindowColumn) -> TestResult | None:
+        assert isinstance(ref, CategoricalProfile)
         if window.n < 20 or ref.entropy <= 0:
             return None
         h = miller_madow(window.counts[:-1])
@@ -56,9 +56,9 @@ class RareMassRatio:
     name = "rare_mass_ratio"
     kinds = (CATEGORICAL,)
     effect_key = "rare_mass_ratio"
-    anchor_only = True
 
-    def compare(self, ref: CategoricalProfile, window: WindowColumn) -> TestResult | None:
+    def compare(self, ref: FeatureProfile, window: WindowColumn) -> TestResult | None:
+        assert isinstance(ref, CategoricalProfile)
         p = ref.counts[:-1] / max(ref.counts.sum(), 1)
         rare = p < RARE_P
         expected = float(p[rare].sum())

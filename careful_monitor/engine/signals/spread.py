@@ -20,18 +20,18 @@ from __future__ import annotations
 import math
 
 from careful_monitor.engine.column import WindowColumn
-from careful_monitor.engine.profile import NUMERIC, NumericProfile
+from careful_monitor.engine.profile import NUMERIC, FeatureProfile, NumericProfile
 from careful_monitor.engine.stats import two_sided_normal
-from careful_monitor.engine.tests import TestResult
+from careful_monitor.engine.types import TestResult
 
 
 class SpreadRatio:
     name = "spread_ratio"
     kinds = (NUMERIC,)
     effect_key = "spread_ratio"
-    anchor_only = True
 
-    def compare(self, ref: NumericProfile, window: WindowColumn) -> TestResult | None:
+    def compare(self, ref: FeatureProfile, window: WindowColumn) -> TestResult | None:
+        assert isinstance(ref, NumericProfile)
         if window.n < 20 or ref.std <= 0:
             return None
         d = window.x - window.x.mean()

@@ -17,21 +17,22 @@ from __future__ import annotations
 import numpy as np
 
 from careful_monitor.engine.column import WindowColumn
-from careful_monitor.engine.profile import NUMERIC, NumericProfile
+from careful_monitor.engine.profile import NUMERIC, FeatureProfile, NumericProfile
 from careful_monitor.engine.stats import binomial_greater
-from careful_monitor.engine.tests import TestResult
+from careful_monitor.engine.types import TestResult
 
 
 class OutOfSupport:
     name = "out_of_support"
     kinds = (NUMERIC,)
     effect_key = "out_of_support"
-    anchor_only = True
 
-    def compare(self, ref: NumericProfile, window: WindowColumn) -> TestResult | None:
+    def compare(self, ref: FeatureProfile, window: WindowColumn) -> TestResult | None:
+        assert isinstance(ref, NumericProfile)
         if window.n < 20:
             return None
         x = window.x
-        k = int(np.searchsorted(x, ref.support_lo, side="left") + (len(x) - np.searchsorted(x, ref.support_hi, side="right")))
+        k = int(np.searchsorted(x, ref.support_lo, side="left")
+                + (len(x) - np.searchsorted(x, ref.support_hi, side="right")))
         mass = k / window.n
         return TestResult(self.name, mass, binomial_greater(k, window.n, 2.0 / (ref.n + 1)), mass)

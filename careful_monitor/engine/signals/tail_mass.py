@@ -18,18 +18,18 @@ from __future__ import annotations
 import numpy as np
 
 from careful_monitor.engine.column import WindowColumn
-from careful_monitor.engine.profile import NUMERIC, NumericProfile
+from careful_monitor.engine.profile import NUMERIC, FeatureProfile, NumericProfile
 from careful_monitor.engine.stats import binomial_two_sided
-from careful_monitor.engine.tests import TestResult
+from careful_monitor.engine.types import TestResult
 
 
 class TailMassRatio:
     name = "tail_mass_ratio"
     kinds = (NUMERIC,)
     effect_key = "tail_mass_ratio"
-    anchor_only = True
 
-    def compare(self, ref: NumericProfile, window: WindowColumn) -> TestResult | None:
+    def compare(self, ref: FeatureProfile, window: WindowColumn) -> TestResult | None:
+        assert isinstance(ref, NumericProfile)
         expected = ref.tail_mass
         if window.n < 20 or expected * window.n < 5:
             return None  # too few expected tail events to say anything

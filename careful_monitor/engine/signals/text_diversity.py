@@ -20,19 +20,19 @@ True
 from __future__ import annotations
 
 from careful_monitor.engine.column import WindowColumn
-from careful_monitor.engine.profile import TEXT, TextProfile
+from careful_monitor.engine.profile import TEXT, FeatureProfile, TextProfile
 from careful_monitor.engine.stats import mean_ratio_z, two_sided_normal
-from careful_monitor.engine.tests import TestResult
 from careful_monitor.engine.text import matched
+from careful_monitor.engine.types import TestResult
 
 
 class DistinctRatio:
     name = "distinct_ratio"
     kinds = (TEXT,)
     effect_key = "distinct_ratio"
-    anchor_only = True
 
-    def compare(self, ref: TextProfile, window: WindowColumn) -> TestResult | None:
+    def compare(self, ref: FeatureProfile, window: WindowColumn) -> TestResult | None:
+        assert isinstance(ref, TextProfile)
         if window.n < 20:
             return None
         mean = matched(ref.distinct_sizes, ref.distinct_mean, window.n)
@@ -48,9 +48,9 @@ class LengthRatio:
     name = "length_ratio"
     kinds = (TEXT,)
     effect_key = "length_ratio"
-    anchor_only = True
 
-    def compare(self, ref: TextProfile, window: WindowColumn) -> TestResult | None:
+    def compare(self, ref: FeatureProfile, window: WindowColumn) -> TestResult | None:
+        assert isinstance(ref, TextProfile)
         if window.n < 20 or ref.len_mean <= 0:
             return None
         ratio, p = mean_ratio_z(window.extra["lengths"], ref.len_mean, ref.len_std)

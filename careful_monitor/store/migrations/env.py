@@ -52,7 +52,7 @@ def run() -> None:
 
 
 try:
-    context.config
+    _ = context.config
 except (NameError, AttributeError):
     # imported outside an alembic run (pytest --doctest-modules collects every module): nothing to do
     pass

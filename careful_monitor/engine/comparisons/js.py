@@ -16,7 +16,7 @@ import numpy as np
 
 from careful_monitor.engine.column import WindowColumn, reference_counts
 from careful_monitor.engine.profile import CATEGORICAL, NUMERIC, PROBS, FeatureProfile
-from careful_monitor.engine.tests import TestResult
+from careful_monitor.engine.types import TestResult
 
 
 def js_divergence(window: np.ndarray, ref: np.ndarray) -> float:
@@ -34,7 +34,6 @@ class JS:
     name = "js"
     kinds = (NUMERIC, CATEGORICAL, PROBS)
     effect_key = "js"
-    anchor_only = False
 
     def compare(self, ref: FeatureProfile, window: WindowColumn) -> TestResult | None:
         if window.n < 20:

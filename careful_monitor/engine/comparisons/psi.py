@@ -16,7 +16,7 @@ import numpy as np
 
 from careful_monitor.engine.column import WindowColumn, reference_counts
 from careful_monitor.engine.profile import CATEGORICAL, NUMERIC, PROBS, FeatureProfile
-from careful_monitor.engine.tests import TestResult
+from careful_monitor.engine.types import TestResult
 
 EPS = 1e-4
 
@@ -31,7 +31,6 @@ class PSI:
     name = "psi"
     kinds = (NUMERIC, CATEGORICAL, PROBS)
     effect_key = "psi"
-    anchor_only = False
 
     def compare(self, ref: FeatureProfile, window: WindowColumn) -> TestResult | None:
         if window.n < 20:

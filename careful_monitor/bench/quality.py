@@ -6,12 +6,16 @@ Every stream is seeded; careful-monitor's detectors and the peers see the very s
 from __future__ import annotations
 
 import statistics
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from careful_monitor.engine.detectors.cusum import AnchorCUSUM
 from careful_monitor.engine.detectors.river_adapter import RiverDetector
+
+if TYPE_CHECKING:
+    from careful_monitor.scenarios.gaussian import Regime
 
 Echo = Callable[[str], None] | None
 CHANGE_AT = 5000
@@ -50,7 +54,8 @@ def detector_delays(shift: float, seeds: int = 20, change_at: int = CHANGE_AT, a
     return out
 
 
-def false_alarms(events: int = 200_000, seeds: int = 10, names: list[str] | None = None) -> dict[str, tuple[float, int]]:
+def false_alarms(events: int = 200_000, seeds: int = 10,
+                 names: list[str] | None = None) -> dict[str, tuple[float, int]]:
     """Detections per 100,000 stationary N(0,1) events, and how many events that rate rests on.
 
     KSWIN runs one scipy KS test per event (~0.2 ms), so it gets 100,000 events in all.
@@ -72,9 +77,11 @@ def run_quality(*, quick: bool = False, echo: Echo = print) -> dict[str, Any]:
     say = echo or (lambda s: None)
     seeds = 5 if quick else 20
     fa_events = 20_000 if quick else 200_000
-    names = None if not quick else ["careful-monitor CUSUM (k=0.25, h=20)", "river ADWIN (defaults)", "river PageHinkley (defaults)"]
+    names = None if not quick else ["careful-monitor CUSUM (k=0.25, h=20)", "river ADWIN (defaults)",
+                                    "river PageHinkley (defaults)"]
     results: dict[str, Any] = {"detectors": {}}
-    say(f"per-event detectors: N(0,1) -> N(shift,1) at t={CHANGE_AT}, {seeds} seeds; false alarms per 100,000 stationary events")
+    say(f"per-event detectors: N(0,1) -> N(shift,1) at t={CHANGE_AT}, {seeds} seeds; "
+        "false alarms per 100,000 stationary events")
     fa = false_alarms(fa_events, 3 if quick else 10, names)
     rows = []
     for shift in (0.25, 0.5, 1.0):
@@ -83,7 +90,8 @@ def run_quality(*, quick: bool = False, echo: Echo = print) -> dict[str, Any]:
         for name, r in d.items():
             rows.append((f"mean shift {shift} sd", name, r["median_delay"], r["missed"], fa[name][0], fa[name][1]))
     results["false_alarms_per_100k"] = fa
-    say(f"  {'scenario':<18} {'detector':<38} {'median delay':>12} {'missed':>7} {'false alarms/100k':>18} {'(over events)':>14}")
+    say(f"  {'scenario':<18} {'detector':<38} {'median delay':>12} {'missed':>7} "
+        f"{'false alarms/100k':>18} {'(over events)':>14}")
     for scen, name, delay, missed, f, n in rows:
         say(f"  {scen:<18} {name:<38} {delay:>12.0f} {missed:>7} {f:>18.2f} {n:>14,}")
     results["windows"] = run_windows(quick=quick, echo=echo)
@@ -125,9 +133,11 @@ class World:
         self.text_models = recursive_text(rng, generations=5, sentences_per_generation=1000)
         self.anchor = build_profile("anchor", "real", self.columns(rng, anchor_rows), kinds=self.features, rng=rng)
         self.synthetic = {
-            "collapsed": build_profile("collapsed", "synthetic", self.columns(rng, synth_rows, sd=0.7, top=10, text_gen=5),
+            "collapsed": build_profile("collapsed", "synthetic",
+                                       self.columns(rng, synth_rows, sd=0.7, top=10, text_gen=5),
                                        kinds=self.features, anchor=self.anchor, anchored_by="anchor", rng=rng),
-            "biased": build_profile("biased", "synthetic", self.columns(rng, synth_rows, shift=0.6, shift_cols=10, uniform=True),
+            "biased": build_profile("biased", "synthetic",
+                                    self.columns(rng, synth_rows, shift=0.6, shift_cols=10, uniform=True),
                                     kinds=self.features, anchor=self.anchor, anchored_by="anchor", rng=rng),
         }
 
@@ -179,7 +189,7 @@ def stationary(world: World, windows: int, seed: int = 1) -> dict[str, float]:
     flagged = alerts = 0
     for chunk in range(0, windows, 50):
         for o in _run(world, mon, rng, min(50, windows - chunk), start_window=chunk):
-            flagged += o.result["flagged"]
+            flagged += o.result.flagged
             alerts += len(o.alerts)
     # BH controls the chance of any false flag in a window at q under the global null
     from scipy import stats
@@ -197,12 +207,12 @@ def mean_shift(world: World, shift: float = 0.25, seed: int = 2, windows: int = 
         cols = world.columns(rng, 1000)
         cols["inputs.x0"] = (np.array(cols["inputs.x0"]) + shift).tolist()
         for o in mon.process(_batch(cols, w * 1000), now=0.0):
-            if "inputs.x0" in o.result["flagged_features"]:
+            if "inputs.x0" in o.result.flagged_features:
                 return w + 1
     return None
 
 
-def gaussian_chain(world: World, regime: str, seed: int = 3, n_per_generation: int = 1000, stride: int = 20,
+def gaussian_chain(world: World, regime: Regime, seed: int = 3, n_per_generation: int = 1000, stride: int = 20,
                    windows: int = 40) -> dict[str, Any]:
     """Live windows from successive generations of recursive Gaussian fitting (the chain's variance path).
 
@@ -222,9 +232,9 @@ def gaussian_chain(world: World, regime: str, seed: int = 3, n_per_generation: i
         if first_70 is None and g.variance_ratio <= 0.7:
             first_70 = w
         for o in mon.process(_batch(world.columns(rng, 1000, sd=g.sigma), w * 1000), now=0.0):
-            alerts += [(a["window"], a["dataset"], a["state"]) for a in o.alerts]
-            if spread_flag is None and any(e["signal"] == "spread_ratio" for e in o.result["evidence"]):
-                spread_flag = o.result["window"]
+            alerts += [(a.window, a.dataset, a.state) for a in o.alerts]
+            if spread_flag is None and any(e.signal == "spread_ratio" for e in o.result.evidence):
+                spread_flag = o.result.window
     return {"regime": regime, "first_window_variance_le_70pct": first_70, "alerts": alerts,
             "first_spread_flag": spread_flag, "final_variance_ratio": gens[stride * (windows - 1)].variance_ratio}
 
@@ -234,7 +244,7 @@ def _mixed(world: World, rng: np.random.Generator, share: float, n: int = 1000) 
     a = world.columns(rng, n)
     c = world.columns(rng, n, sd=0.7, top=10, text_gen=5)
     take = rng.random(n) < share
-    return {f: [cv if t else av for av, cv, t in zip(a[f], c[f], take)] for f in a}
+    return {f: [cv if t else av for av, cv, t in zip(a[f], c[f], take, strict=True)] for f in a}
 
 
 def attribution(world: World, seeds: int = 20, windows: int = 6) -> dict[str, Any]:
@@ -246,7 +256,7 @@ def attribution(world: World, seeds: int = 20, windows: int = 6) -> dict[str, An
         outs = []
         for w in range(windows):
             outs += mon.process(_batch(_mixed(world, rng, 0.5), w * 1000), now=0.0)
-        blamed = {al["dataset"] for o in outs for al in o.alerts}
+        blamed = {al.dataset for o in outs for al in o.alerts}
         right += blamed == {"collapsed"}
         wrong += "biased" in blamed
     return {"seeds": seeds, "right_dataset_only": right, "other_set_blamed": wrong}
@@ -261,7 +271,7 @@ def share_accuracy(world: World, shares=(0.1, 0.3, 0.5, 0.7, 0.9), seeds: int = 
             rng = np.random.default_rng(200 + seed)
             mon = world.monitor(window_size=1000)
             o = mon.process(_batch(_mixed(world, rng, share), 0), now=0.0)[0]
-            est = {x["dataset"]: x["share"] for x in o.result["attribution"]}["collapsed"]
+            est = {x.dataset: x.share for x in o.result.attribution}["collapsed"]
             worst = max(worst, abs((est or 0.0) - share))
         out[share] = worst
     return out
@@ -279,7 +289,7 @@ def world_shift(world: World, seeds: int = 20, windows: int = 6) -> dict[str, An
             for i in range(10, 20):
                 cols[f"inputs.x{i}"] = (np.array(cols[f"inputs.x{i}"]) + 1.0).tolist()
             outs += mon.process(_batch(cols, w * 1000), now=0.0)
-        alerts = [(a["window"], a["dataset"]) for o in outs for a in o.alerts]
+        alerts = [(a.window, a.dataset) for o in outs for a in o.alerts]
         stale_in_time += any(d == "anchor" and w < 5 for w, d in alerts)
         blamed += any(d != "anchor" for _, d in alerts)
     return {"seeds": seeds, "anchor_stale_within_5": stale_in_time, "synthetic_blamed": blamed}
@@ -291,7 +301,7 @@ def correlation(world: World, seed: int = 4, windows: int = 5) -> int | None:
     mon = world.monitor()
     for w in range(windows):
         for o in mon.process(_batch(world.columns(rng, 1000, corr=0.6), w * 1000), now=0.0):
-            if "joint" in o.result["flagged_features"]:
+            if "joint" in o.result.flagged_features:
                 return w + 1
     return None
 
@@ -304,7 +314,7 @@ def effect_floor(world: World, seed: int = 5, windows: int = 2, size: int = 50_0
     for w in range(windows):
         cols = world.columns(rng, size, shift=0.02, shift_cols=NUMERIC)
         for o in mon.process(_batch(cols, w * size), now=0.0):
-            flagged += o.result["flagged"]
+            flagged += o.result.flagged
     return flagged
 
 
@@ -323,16 +333,23 @@ def run_windows(*, quick: bool = False, echo: Echo = print) -> dict[str, Any]:
     res["world_shift"] = ws = world_shift(world, seeds)
     res["correlation"] = co = correlation(world)
     res["effect_floor"] = ef = effect_floor(world, windows=1 if quick else 2)
-    say("window-level experiments (20 numeric + 3 categorical + 1 text feature; anchor + 2 synthetic sets; windows of 1,000)")
+    say("window-level experiments (20 numeric + 3 categorical + 1 text feature; "
+        "anchor + 2 synthetic sets; windows of 1,000)")
     say(f"  {'scenario':<46} {'careful-monitor':<44} target")
-    say(f"  {'stationary, ' + format(n_stat, ',') + ' windows':<46} {st['alerts']} alerts, flag rate {st['flag_rate']:.4f}{'':<12} 0 alerts, rate <= {st['flag_rate_99pct_bound']:.4f}")
+    say(f"  {'stationary, ' + format(n_stat, ',') + ' windows':<46} {st['alerts']} alerts, "
+        f"flag rate {st['flag_rate']:.4f}{'':<12} 0 alerts, rate <= {st['flag_rate_99pct_bound']:.4f}")
     say(f"  {'mean shift 0.25 sd in one feature':<46} {'flagged in window ' + str(ms):<44} <= 2")
     retire = [a for a in gr["alerts"] if a[2] == "retire_recommended"]
-    say(f"  {'recursive Gaussian, replace':<46} {'variance <= 70 % from window ' + str(gr['first_window_variance_le_70pct']) + ', alert ' + str(retire[:1]):<44} <= that + retire_after + 1")
-    say(f"  {'recursive Gaussian, accumulate':<46} {str(len([a for a in ga['alerts'] if a[2] == 'retire_recommended'])) + ' retirement alerts':<44} 0")
-    say(f"  {'attribution (50 % collapsed), ' + str(seeds) + ' seeds':<46} {str(at['right_dataset_only']) + ' right only, other set blamed ' + str(at['other_set_blamed']):<44} >= {seeds - 1}, 0")
+    replace_cell = ("variance <= 70 % from window " + str(gr["first_window_variance_le_70pct"])
+                    + ", alert " + str(retire[:1]))
+    say(f"  {'recursive Gaussian, replace':<46} {replace_cell:<44} <= that + retire_after + 1")
+    accumulate_cell = str(len([a for a in ga["alerts"] if a[2] == "retire_recommended"])) + " retirement alerts"
+    say(f"  {'recursive Gaussian, accumulate':<46} {accumulate_cell:<44} 0")
+    attribution_cell = str(at["right_dataset_only"]) + " right only, other set blamed " + str(at["other_set_blamed"])
+    say(f"  {'attribution (50 % collapsed), ' + str(seeds) + ' seeds':<46} {attribution_cell:<44} >= {seeds - 1}, 0")
     say(f"  {'share error, true 0.1..0.9':<46} {'max ' + format(max(sh.values()), '.3f'):<44} <= 0.05")
-    say(f"  {'world shift, ' + str(seeds) + ' seeds':<46} {str(ws['anchor_stale_within_5']) + ' anchor_stale within 5, blamed ' + str(ws['synthetic_blamed']):<44} {seeds}, 0")
+    world_cell = str(ws["anchor_stale_within_5"]) + " anchor_stale within 5, blamed " + str(ws["synthetic_blamed"])
+    say(f"  {'world shift, ' + str(seeds) + ' seeds':<46} {world_cell:<44} {seeds}, 0")
     say(f"  {'correlation 0 -> 0.6, marginals unchanged':<46} {'joint flagged in window ' + str(co):<44} <= 3")
     say(f"  {'0.02 sd shift, windows of 50,000':<46} {str(ef) + ' windows flagged':<44} 0")
     return res
@@ -352,21 +369,24 @@ def mixture_chain(seed: int = 6, windows: int = 30, stride: int = 2) -> dict[str
     rng = np.random.default_rng(seed)
     gens = recursive_mixture(rng, generations=stride * windows + 40, n_per_generation=200)
     kinds = {"inputs.x": "numeric"}
-    anchor = build_profile("anchor", "real", {"inputs.x": sample_mixture(rng, gens[0], 20_000).tolist()}, kinds=kinds, rng=rng)
+    anchor = build_profile("anchor", "real", {"inputs.x": sample_mixture(rng, gens[0], 20_000).tolist()},
+                           kinds=kinds, rng=rng)
     late = build_profile("late-generation", "synthetic", {"inputs.x": sample_mixture(rng, gens[-1], 8_000).tolist()},
                          kinds=kinds, anchor=anchor, anchored_by="anchor", rng=rng)
-    mon = ModelMonitor("mix", MonitorSpec(features=kinds, min_effect=MinEffect().model_dump()), anchor, {late.name: late})
+    mon = ModelMonitor("mix", MonitorSpec(features=kinds, min_effect=MinEffect().model_dump()), anchor,
+                       {late.name: late})
     series: dict[str, list[float]] = {"tail_mass_ratio": [], "spread_ratio": [], "generation_tail_mass": []}
     alerts = []
     for w in range(windows):
         g = gens[stride * w]
         x = sample_mixture(rng, g, 1000).tolist()
-        for o in mon.process(ModelBatch([float(w * 1000 + i) for i in range(1000)], ["1"] * 1000, {"inputs.x": x}), now=0.0):
-            sig = {t["test"]: t["statistic"] for t in o.result["tests"] if t["reference"] == "anchor"}
+        batch = ModelBatch([float(w * 1000 + i) for i in range(1000)], ["1"] * 1000, {"inputs.x": x})
+        for o in mon.process(batch, now=0.0):
+            sig = {t.test: t.result.statistic for t in o.result.tests if t.reference == "anchor"}
             series["tail_mass_ratio"].append(sig.get("tail_mass_ratio", float("nan")))
             series["spread_ratio"].append(sig.get("spread_ratio", float("nan")))
             series["generation_tail_mass"].append(g.tail_mass)
-            alerts += [(a["window"], a["dataset"], a["state"]) for a in o.alerts]
+            alerts += [(a.window, a.dataset, a.state) for a in o.alerts]
     return {"series": series, "alerts": alerts, "stride": stride}
 
 
@@ -393,12 +413,12 @@ def signal_series(world: World, kind: str, seed: int = 3, windows: int = 30) -> 
             out["variance_ratio"].append(g.variance_ratio)
         for o in mon.process(_batch(cols, w * 1000), now=0.0):
             r = o.result
-            spreads = [t["statistic"] for t in r["tests"] if t["test"] == "spread_ratio"]
-            att = {a["dataset"]: a for a in r["attribution"]}["collapsed"]
+            spreads = [t.result.statistic for t in r.tests if t.test == "spread_ratio"]
+            att = {a.dataset: a for a in r.attribution}["collapsed"]
             out["spread_ratio"].append(float(np.mean(spreads)))
-            out["share_collapsed"].append(att["share"] if att["share"] is not None else float("nan"))
-            out["affinity_collapsed"].append(att["affinity"])
-            out["state_collapsed"].append(r["states"]["collapsed"])
-            out["state_anchor"].append(r["states"]["anchor"])
-            out["flagged"].append(len(r["flagged_features"]))
+            out["share_collapsed"].append(att.share if att.share is not None else float("nan"))
+            out["affinity_collapsed"].append(att.affinity)
+            out["state_collapsed"].append(r.states["collapsed"])
+            out["state_anchor"].append(r.states["anchor"])
+            out["flagged"].append(len(r.flagged_features))
     return out

@@ -10,9 +10,10 @@ feature `joint`, test `joint`, and part of the window's BH family.
 >>> import numpy as np
 >>> from careful_monitor.engine.profile import build_profile
 >>> rng = np.random.default_rng(10)
->>> ref = build_profile("a", "real", {"inputs.x": rng.normal(size=5000).tolist(), "inputs.y": rng.normal(size=5000).tolist()}, rng=rng)
+>>> ref = build_profile("a", "real", {"inputs.x": rng.normal(size=5000).tolist(),
+...                                    "inputs.y": rng.normal(size=5000).tolist()}, rng=rng)
 >>> x = rng.normal(size=1000); y = 0.6 * x + 0.8 * rng.normal(size=1000)
->>> r = JointCorrelation().compare_rows(ref, {"inputs.x": x, "inputs.y": y})
+>>> r = JointCorrelation().compare_window(ref, {"inputs.x": x, "inputs.y": y})
 >>> r.effect > 0.4 and r.p_value < 1e-10
 True
 """
@@ -20,23 +21,25 @@ True
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 
 import numpy as np
 from scipy import special
 
-from careful_monitor.engine.profile import NumericProfile, ReferenceProfile, normal_scores
-from careful_monitor.engine.tests import TestResult
+from careful_monitor.engine.profile import ReferenceProfile, normal_scores
+from careful_monitor.engine.types import TestResult
 
 MIN_N = 30
 
 
 class JointCorrelation:
-    name = "joint"
-    kinds = ()
-    effect_key = "joint"
-    anchor_only = True
+    """Largest change of a copula correlation between two numeric features, Bonferroni over the pairs."""
 
-    def compare_rows(self, anchor: ReferenceProfile, columns: dict[str, np.ndarray]) -> TestResult | None:
+    name = "joint"
+    effect_key = "joint"
+
+    def compare_window(self, reference: ReferenceProfile, window: Mapping[str, np.ndarray]) -> TestResult | None:
+        anchor, columns = reference, window
         joint = anchor.joint
         if joint is None:
             return None
@@ -65,6 +68,3 @@ class JointCorrelation:
         p = float(min(1.0, pairs * 2.0 * special.ndtr(-zz[k])))
         return TestResult(self.name, float(zz[k]), p, float(abs(r_w[k] - r_a[k])))
 
-
-def numeric_features(anchor: ReferenceProfile) -> list[str]:
-    return [f for f in (anchor.joint.features if anchor.joint else []) if isinstance(anchor.features.get(f), NumericProfile)]

@@ -19,9 +19,9 @@ from __future__ import annotations
 import numpy as np
 
 from careful_monitor.engine.column import WindowColumn
-from careful_monitor.engine.profile import NUMERIC, PROBS, NumericProfile, ProbsProfile
-from careful_monitor.engine.tests import TestResult
-from careful_monitor.engine.tests.ks import MIN_N, ks_distance, ks_pvalue
+from careful_monitor.engine.comparisons.ks import MIN_N, ks_distance, ks_pvalue
+from careful_monitor.engine.profile import NUMERIC, PROBS, FeatureProfile, NumericProfile, ProbsProfile
+from careful_monitor.engine.types import TestResult
 
 
 def w1_quantiles(window_q: np.ndarray, ref_q: np.ndarray) -> float:
@@ -31,21 +31,17 @@ def w1_quantiles(window_q: np.ndarray, ref_q: np.ndarray) -> float:
 
 
 class Wasserstein:
-    """W1 / anchor sd, with the KS p-value of the same comparison."""
+    """W1 in units of the anchor's sd (`WindowColumn.scale`, whichever reference), with the KS p-value."""
 
     name = "wasserstein"
     kinds = (NUMERIC, PROBS)
     effect_key = "wasserstein_sd"
-    anchor_only = False
 
-    def __init__(self, scale: float | None = None) -> None:
-        self.scale = scale  # the anchor's sd; set by the monitor for synthetic references
-
-    def compare(self, ref: NumericProfile | ProbsProfile, window: WindowColumn) -> TestResult | None:
+    def compare(self, ref: FeatureProfile, window: WindowColumn) -> TestResult | None:
+        assert isinstance(ref, (NumericProfile, ProbsProfile))
         if window.n < MIN_N:
             return None
         r = ref.confidence if isinstance(ref, ProbsProfile) else ref
         w1 = w1_quantiles(window.quantiles(len(r.quantiles)), r.quantiles)
-        sd = self.scale if self.scale else (r.std or 1.0)
         d = ks_distance(window, r)
-        return TestResult(self.name, w1, ks_pvalue(d, window.n, max(r.n, 1)), w1 / (sd or 1.0))
+        return TestResult(self.name, w1, ks_pvalue(d, window.n, max(r.n, 1)), w1 / window.scale)

@@ -24,8 +24,8 @@ import numpy as np
 from scipy import special
 
 from careful_monitor.engine.column import WindowColumn
-from careful_monitor.engine.profile import NUMERIC, PROBS, NumericProfile, ProbsProfile
-from careful_monitor.engine.tests import TestResult
+from careful_monitor.engine.profile import NUMERIC, PROBS, FeatureProfile, NumericProfile, ProbsProfile
+from careful_monitor.engine.types import TestResult
 
 MIN_N = 20
 
@@ -48,7 +48,7 @@ def ks_pvalue(d: float, n: int, m: int) -> float:
     return float(special.kolmogorov(en * d))
 
 
-def _numeric(ref):
+def _numeric(ref: NumericProfile | ProbsProfile) -> NumericProfile:
     return ref.confidence if isinstance(ref, ProbsProfile) else ref
 
 
@@ -58,9 +58,9 @@ class KS:
     name = "ks"
     kinds = (NUMERIC, PROBS)
     effect_key = "ks"
-    anchor_only = False
 
-    def compare(self, ref: NumericProfile | ProbsProfile, window: WindowColumn) -> TestResult | None:
+    def compare(self, ref: FeatureProfile, window: WindowColumn) -> TestResult | None:
+        assert isinstance(ref, (NumericProfile, ProbsProfile))
         if window.n < MIN_N:
             return None
         r = _numeric(ref)

@@ -33,14 +33,19 @@ LABELS = ["billing", "tech", "account"]
 COUNTRIES = ["DE", "FR", "US", "GB", "ES", "IT", "NL", "PL", "SE", "BE", "AT", "CH", "DK", "FI", "NO", "IE",
              "PT", "CZ", "HU", "RO", "GR", "SK", "SI", "LU"]
 CHANNELS = ["email", "chat", "phone", "web"]
-_WORDS = ("refund please invoice charged twice card payment failed login password reset cannot access account "
-          "locked error app crash slow update install broken link order delivery late missing item wrong size "
-          "return label address change email phone number subscription cancel renew plan upgrade downgrade price "
-          "discount coupon code expired bank transfer receipt tax vat export data privacy delete profile settings "
-          "notification spam security two factor token device mobile desktop browser cookie session timeout server "
-          "outage status page billing cycle credit balance overdue reminder fee late charge dispute chargeback "
-          "thanks hello hi urgent asap today yesterday week month still waiting again help support agent "
-          "manager escalate ticket number reference case open closed resolved unresolved issue problem question").split()
+_WORDS = [
+    "refund", "please", "invoice", "charged", "twice", "card", "payment", "failed", "login", "password", "reset",
+    "cannot", "access", "account", "locked", "error", "app", "crash", "slow", "update", "install", "broken", "link",
+    "order", "delivery", "late", "missing", "item", "wrong", "size", "return", "label", "address", "change", "email",
+    "phone", "number", "subscription", "cancel", "renew", "plan", "upgrade", "downgrade", "price", "discount", "coupon",
+    "code", "expired", "bank", "transfer", "receipt", "tax", "vat", "export", "data", "privacy", "delete", "profile",
+    "settings", "notification", "spam", "security", "two", "factor", "token", "device", "mobile", "desktop", "browser",
+    "cookie", "session", "timeout", "server", "outage", "status", "page", "billing", "cycle", "credit", "balance",
+    "overdue", "reminder", "fee", "late", "charge", "dispute", "chargeback", "thanks", "hello", "hi", "urgent", "asap",
+    "today", "yesterday", "week", "month", "still", "waiting", "again", "help", "support", "agent", "manager",
+    "escalate", "ticket", "number", "reference", "case", "open", "closed", "resolved", "unresolved", "issue", "problem",
+    "question"
+]
 FEATURES = {"inputs.amount": "numeric", "inputs.account_age_days": "numeric", "inputs.items": "numeric",
             "inputs.country": "categorical", "inputs.channel": "categorical", "inputs.text": "text",
             "outputs.label": "categorical", "outputs.probs": "probs", "outputs.score": "numeric"}
@@ -101,7 +106,7 @@ def _rows(cols: dict[str, Any]) -> list[dict[str, Any]]:
         k = max(range(3), key=pr.__getitem__)
         out.append({"inputs": {"amount": amount[i], "account_age_days": age[i], "items": items[i],
                                "country": country[i], "channel": channel[i], "text": cols["text"][i]},
-                    "outputs": {"label": LABELS[k], "probs": dict(zip(LABELS, pr)), "score": pr[k]}})
+                    "outputs": {"label": LABELS[k], "probs": dict(zip(LABELS, pr, strict=True)), "score": pr[k]}})
     return out
 
 
@@ -160,7 +165,8 @@ CARDS = {
                                "parameters": {"temperature": 0.3}, "parent": "tickets-synth-v1"},
                 "evaluation_isolation": {"excluded_from": ["tickets-eval-2025q3"]},
                 "filtering": {"gates": ["dedup", "toxicity<0.2"]}, "use_limits": ["no-evaluation"],
-                "lifecycle": {"owner": "data-platform", "review_every_days": 30}, "data": "tickets_synth_collapsed.parquet"},
+                "lifecycle": {"owner": "data-platform", "review_every_days": 30},
+                "data": "tickets_synth_collapsed.parquet"},
     FAITHFUL: {"name": FAITHFUL, "role": "synthetic", "purpose": "more volume at the anchor's distribution",
                "anchored_by": ANCHOR, "provenance": {"generator": "tabular-copula-2025-09", "seed": 11},
                "lifecycle": {"owner": "data-platform", "review_every_days": 90}, "data": "tickets_synth_faithful.csv"},

@@ -8,7 +8,8 @@ bias (dof/n) removed, so an undrifted window has effect ~0 at any window size.
 >>> from careful_monitor.engine.profile import categorical_profile
 >>> from careful_monitor.engine.column import summarise
 >>> rng = np.random.default_rng(3)
->>> ref = categorical_profile(rng.choice(list("abcd"), 20000, p=[.4, .3, .2, .1]).tolist(), anchor=None, max_categories=100)
+>>> ref = categorical_profile(rng.choice(list("abcd"), 20000, p=[.4, .3, .2, .1]).tolist(), anchor=None,
+...                           max_categories=100)
 >>> same = Chi2().compare(ref, summarise(rng.choice(list("abcd"), 1000, p=[.4, .3, .2, .1]).tolist(), ref))
 >>> moved = Chi2().compare(ref, summarise(rng.choice(list("abcd"), 1000, p=[.25, .25, .25, .25]).tolist(), ref))
 >>> same.effect < 0.05 < moved.effect and moved.p_value < 1e-6
@@ -19,7 +20,7 @@ from __future__ import annotations
 
 from careful_monitor.engine.column import WindowColumn, reference_counts
 from careful_monitor.engine.profile import CATEGORICAL, NUMERIC, PROBS, FeatureProfile
-from careful_monitor.engine.tests import TestResult
+from careful_monitor.engine.types import TestResult
 
 MIN_N = 20
 
@@ -30,7 +31,6 @@ class Chi2:
     name = "chi2"
     kinds = (NUMERIC, CATEGORICAL, PROBS)
     effect_key = "chi2_cramers_v"
-    anchor_only = False
 
     def compare(self, ref: FeatureProfile, window: WindowColumn) -> TestResult | None:
         if window.n < MIN_N:

@@ -1,0 +1,56 @@
+"""The benchmarks' shared workload: seeded event lines, reference columns and a store + pipeline for them."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from careful_monitor.app import App, build, open_store
+from careful_monitor.engine.profile import build_profile
+
+Echo = Callable[[str], None] | None
+
+
+def event_lines(rng: np.random.Generator, n: int, start: int, shift: float = 0.0, numeric: int = 15) -> list[bytes]:
+    import orjson
+
+    x = np.round(rng.normal(shift, 1.0, (n, numeric)), 4).tolist()
+    z = rng.normal(size=(n, 3))
+    p = np.exp(z)
+    p = np.round(p / p.sum(axis=1, keepdims=True), 4).tolist()
+    dumps = orjson.dumps
+    return [dumps({"model": "bench", "model_version": "1", "ts": float(start + i), "id": f"e{start + i}",
+                   "inputs": {f"x{j}": v for j, v in enumerate(x[i])},
+                   "outputs": {"probs": {"a": p[i][0], "b": p[i][1], "c": p[i][2]}}}) for i in range(n)]
+
+
+def reference_columns(rng: np.random.Generator, n: int, sd: float = 1.0, numeric: int = 15) -> dict[str, list]:
+    cols: dict[str, list] = {f"inputs.x{i}": rng.normal(0, sd, n).tolist() for i in range(numeric)}
+    z = rng.normal(size=(n, 3))
+    p = np.exp(z)
+    p /= p.sum(axis=1, keepdims=True)
+    cols["outputs.probs"] = [dict(zip("abc", r, strict=True)) for r in p.tolist()]
+    return cols
+
+
+def bench_app(workdir: Path, numeric: int = 15, overrides: dict | None = None) -> App:
+    """A store in `workdir` holding an anchor and one synthetic set, and the App's pipeline on it (no HTTP)."""
+    from careful_monitor.config import load_config
+
+    rng = np.random.default_rng(1)
+    features = {**{f"inputs.x{i}": "numeric" for i in range(numeric)}, "outputs.probs": "probs"}
+    cfg = load_config(None, environ={}, overrides={
+        "models": {"bench": {"anchor": "bench-real", "training_mix": {"bench-real": 0.5, "bench-synth": 0.5},
+                             "features": features}},
+        "store": {"url": f"sqlite:///{workdir / 'bench.db'}"}, **(overrides or {})})
+    store = open_store(cfg)
+    anchor = build_profile("bench-real", "real", reference_columns(rng, 20_000, numeric=numeric), kinds=features,
+                           rng=rng)
+    synth = build_profile("bench-synth", "synthetic", reference_columns(rng, 10_000, 0.7, numeric=numeric),
+                          kinds=features, anchor=anchor, anchored_by="bench-real", rng=rng)
+    for prof in (anchor, synth):
+        store.put_dataset(name=prof.name, role=prof.role, anchored_by=prof.anchored_by, card={"name": prof.name},
+                          profile=prof.to_bytes(), n_rows=prof.n_rows, data_sha256="-", by="bench")
+    return build(cfg, store=store, http=False, dead_letters=False)

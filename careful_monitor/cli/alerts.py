@@ -1,0 +1,54 @@
+"""`careful-monitor alerts`: list and acknowledge dataset-retirement and stale-anchor alerts."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import click
+import orjson
+
+from careful_monitor.cli.common import config_option, example, handle_errors, load
+from careful_monitor.cli.render import alerts_table, console
+
+
+@click.group(epilog=example("careful-monitor alerts list --config cfg.yaml"))
+def alerts() -> None:
+    """Dataset-retirement and stale-anchor alerts."""
+
+
+@alerts.command("list",
+                epilog=example("careful-monitor alerts list --config cfg.yaml --state retire_recommended --json"))
+@config_option
+@click.option("--state", type=click.Choice(["retire_recommended", "anchor_stale"]), help="Only this state.")
+@click.option("--model", help="Only this model.")
+@click.option("--dataset", help="Only this dataset.")
+@click.option("--json", "as_json", is_flag=True,
+              help="One JSON array of alert objects (ordered by model, window, dataset).")
+@handle_errors
+def alerts_list(config_path: str | None, state: str | None, model: str | None, dataset: str | None,
+                as_json: bool) -> None:
+    """List alerts, acknowledged ones included."""
+    from careful_monitor.app import open_store
+
+    rows = open_store(load(config_path)).list_alerts(state=state, model=model, dataset=dataset)
+    if as_json:
+        click.echo(orjson.dumps(rows).decode())
+        return
+    if not rows:
+        click.echo("no alerts")
+        return
+    console().print(alerts_table(rows))
+
+
+@alerts.command("ack", epilog=example("careful-monitor alerts ack --config cfg.yaml "
+                                      "ticket-router:tickets-synth-v2:45:retire_recommended --by alice"))
+@config_option
+@click.argument("alert_id")
+@click.option("--by", required=True, help="Who acknowledges.")
+@handle_errors
+def alerts_ack(config_path: str | None, alert_id: str, by: str) -> None:
+    """Acknowledge ALERT_ID."""
+    from careful_monitor.app import open_store
+
+    a = open_store(load(config_path)).ack_alert(alert_id, by=by, at=datetime.now(UTC))
+    click.echo(f"acknowledged {a['alert_id']} by {a['acked_by']} at {a['acked_at']}")

@@ -1,0 +1,42 @@
+"""`careful-monitor bench`: speed, detection quality or Kafka throughput (see careful_monitor.bench)."""
+
+from __future__ import annotations
+
+import click
+import orjson
+
+from careful_monitor.cli.common import example, handle_errors
+
+
+@click.command("bench", epilog=example("careful-monitor bench --quality --quick"))
+@click.option("--quality", is_flag=True, help="Detection quality instead of speed: delays and false alarms vs river.")
+@click.option("--kafka", "kafka", is_flag=True,
+              help="Kafka throughput: each runtime, replay and the bare client loop on one broker.")
+@click.option("--bootstrap", default=None,
+              help="With --kafka: use this broker instead of starting deploy/kafka/broker.sh.")
+@click.option("--quick", is_flag=True, help="Smaller workloads (for a smoke run).")
+@click.option("--memory", "memory_events", type=int, default=0,
+              help="Also run the memory soak over this many events (e.g. 5000000).")
+@click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
+@handle_errors
+def bench(quality: bool, kafka: bool, bootstrap: str | None, quick: bool, memory_events: int, as_json: bool) -> None:
+    """Benchmarks side by side with peers in one run.
+
+    Speed (default): window scoring vs scipy, replay throughput, memory, profile size.
+    --quality: detection delay and false alarms on seeded streams, beside river's detectors.
+    """
+    echo = None if as_json else click.echo
+    if quality:
+        from careful_monitor.bench.quality import run_quality
+
+        results = run_quality(quick=quick, echo=echo)
+    elif kafka:
+        from careful_monitor.bench.kafka import run_kafka
+
+        results = run_kafka(quick=quick, bootstrap=bootstrap, echo=echo)
+    else:
+        from careful_monitor.bench.speed import run_bench
+
+        results = run_bench(quick=quick, memory_events=memory_events, echo=echo)
+    if as_json:
+        click.echo(orjson.dumps(results).decode())

@@ -1,0 +1,85 @@
+"""The Kafka commands: `run` (the long-running service), `topics create` and `simulate`."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import click
+import orjson
+
+from careful_monitor.cli.common import config_option, example, handle_errors, load, log, log_serving
+
+
+@click.command("run", epilog=example("careful-monitor run --config cfg.yaml --port 9308"))
+@config_option
+@click.option("--port", type=int, default=None, help="HTTP port for /metrics, probes and the API (default: http.port).")
+@handle_errors
+def run(config_path: str | None, port: int | None) -> None:
+    """The long-running Kafka service: consume events, evaluate windows, publish alerts.
+
+    Offsets are committed only after the window results, alerts and engine state they cover are
+    stored; SIGTERM finishes the current batch, persists, commits and exits 0.
+    """
+    import signal
+    import threading
+
+    from careful_monitor.app import build
+    from careful_monitor.runtime import make_service
+
+    # handlers first: a SIGTERM during start-up must still mean "stop cleanly, exit 0"
+    stop = threading.Event()
+
+    def _stop(signum, _frame) -> None:
+        log.info("received %s: finishing the batch, persisting, committing", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    cfg = load(config_path)
+    with build(cfg, http=False, pipeline=False) as app:  # the service builds its own pipeline
+        service = make_service(cfg, app.store, app.metrics)
+        log_serving(app.serve(port, is_ready=lambda: service.ready).url)
+        if not stop.is_set():
+            service.run(stop)
+
+
+@click.group(epilog=example("careful-monitor topics create --config cfg.yaml"))
+def topics() -> None:
+    """Kafka topics of the service."""
+
+
+@topics.command("create", epilog=example("careful-monitor topics create --config cfg.yaml"))
+@config_option
+@handle_errors
+def topics_create(config_path: str | None) -> None:
+    """Create the events, alerts and dead-letter topics (partitions, replication, retention from config); idempotent."""
+    from careful_monitor.runtime.topics import create_topics
+
+    for topic, status in create_topics(load(config_path)).items():
+        click.echo(f"{topic}: {status}")
+
+
+@click.command("simulate", epilog=example("careful-monitor simulate --config cfg.yaml --rate 2000 --windows 30"))
+@config_option
+@click.option("--file", "files", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Produce the events of this JSONL file instead of the demo scenario (repeatable).")
+@click.option("--rate", type=float, default=None, help="Events per second (default: as fast as possible).")
+@click.option("--seed", type=int, default=7, show_default=True, help="Seed of the demo scenario.")
+@click.option("--windows", type=int, default=20, show_default=True, help="Windows of the demo scenario.")
+@handle_errors
+def simulate(config_path: str | None, files: tuple[str, ...], rate: float | None, seed: int, windows: int) -> None:
+    """Produce a seeded scenario (the demo's drifting stream) or JSONL files to the events topic, keyed by model."""
+    import numpy as np
+
+    from careful_monitor.demo import scenario
+    from careful_monitor.runtime.producer import produce_lines
+
+    cfg = load(config_path)
+    if files:
+        lines = [line.rstrip(b"\n") for f in files for line in Path(f).read_bytes().splitlines() if line.strip()]
+    else:
+        lines = [orjson.dumps(e) for e in scenario.live_events(np.random.default_rng(seed), windows=windows)]
+    t0 = time.perf_counter()
+    n = produce_lines(cfg, lines, rate=rate)
+    click.echo(f"produced {n} events to {cfg.kafka.topics.events} in {time.perf_counter() - t0:.1f}s")

@@ -1,0 +1,151 @@
+"""Evaluate one closed window: every comparison, Benjamini-Hochberg over the anchor family, flags, evidence.
+
+Each feature's column is summarised once on the anchor's grid and shared by every comparison and
+reference. Anchor comparisons (tests and collapse signatures, plus the window-level joint test as
+feature `joint`) form the window's BH family at level `fdr`; a comparison is flagged when BH
+rejects it and its effect reaches its floor in `min_effect`. Comparisons against synthetic sets
+feed attribution and the dashboards, not the family.
+
+>>> import numpy as np
+>>> from careful_monitor.engine.profile import build_profile
+>>> rng = np.random.default_rng(1)
+>>> anchor = build_profile("real", "real", {"inputs.x": rng.normal(size=5000).tolist()}, rng=rng)
+>>> ev = evaluate_window({"inputs.x": rng.normal(1.0, 1, 500).tolist()}, {"inputs.x": "numeric"}, anchor, {},
+...                      fdr=0.01, min_effect={})
+>>> ev.flagged_features, ev.evidence[0].feature
+(('inputs.x',), 'inputs.x')
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from careful_monitor.engine.column import WindowColumn, summarise, summarise_probs
+from careful_monitor.engine.comparisons.catalogue import EFFECT_KEYS, SIGNATURE_NAMES, WINDOW_COMPARISONS, for_kind
+from careful_monitor.engine.fdr import benjamini_hochberg
+from careful_monitor.engine.profile import CATEGORICAL, NUMERIC, FeatureProfile, ProbsProfile, ReferenceProfile
+from careful_monitor.engine.types import Evidence, QualityRate, TestOutcome, TestResult
+from careful_monitor.engine.window import ProbsPart
+
+JOINT = "joint"
+
+
+@dataclass(frozen=True, slots=True)
+class WindowEvaluation:
+    """What the comparisons of one window found, before attribution and policy."""
+
+    tests: tuple[TestOutcome, ...]  # anchor first per feature, then each synthetic set; joint last
+    evidence: tuple[Evidence, ...]  # every flagged anchor comparison, ordered for display
+    flagged_features: tuple[str, ...]
+    quality: tuple[QualityRate, ...]
+    window_counts: dict[str, np.ndarray]  # each feature's histogram on the anchor's grid (attribution)
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.flagged_features)
+
+
+def evaluate_window(cols: Mapping[str, list[Any]], features: Mapping[str, str], anchor: ReferenceProfile,
+                    synthetic: Mapping[str, Mapping[str, FeatureProfile]], *, fdr: float,
+                    min_effect: Mapping[str, float], probs_feature: str | None = None,
+                    probs_parts: list[ProbsPart] | None = None,
+                    joint_features: frozenset[str] = frozenset()) -> WindowEvaluation:
+    """Run every comparison of the window's columns; flag by BH over the anchor family and effect floors.
+
+    `synthetic` maps each synthetic set to its profiles of the monitored features; `probs_parts`,
+    when given, are the probs feature's confidence/entropy already computed slice by slice.
+    """
+    raw: list[tuple[str, str, TestResult]] = []  # (feature, reference, result), in report order
+    anchor_idx: list[int] = []  # positions in `raw` of the anchor family
+    quality: list[QualityRate] = []
+    window_counts: dict[str, np.ndarray] = {}
+    joint_columns: dict[str, np.ndarray] = {}
+    for f, kind in features.items():
+        values = cols[f]
+        aprof = anchor.features[f]
+        if f == probs_feature and probs_parts is not None:
+            assert isinstance(aprof, ProbsProfile)
+            col = summarise_probs(probs_parts, aprof, len(values))
+        else:
+            col = summarise(values, aprof)
+        window_counts[f] = col.counts
+        if kind == NUMERIC and f in joint_features:
+            aligned = col.extra.get("aligned")
+            joint_columns[f] = aligned if aligned is not None else _aligned_floats(values)
+        for c in for_kind(kind, anchor=True):
+            r = c.compare(aprof, col)
+            if r is not None:
+                anchor_idx.append(len(raw))
+                raw.append((f, anchor.name, r))
+        for name, feats in synthetic.items():
+            sprof = feats.get(f)
+            if sprof is None:
+                continue
+            for c in for_kind(kind, anchor=False):
+                r = c.compare(sprof, col)
+                if r is not None:
+                    raw.append((f, name, r))
+        quality.extend(_quality(f, kind, col, aprof))
+    if joint_columns:
+        for wc in WINDOW_COMPARISONS:
+            r = wc.compare_window(anchor, joint_columns)
+            if r is not None:
+                anchor_idx.append(len(raw))
+                raw.append((JOINT, anchor.name, r))
+    rejected = benjamini_hochberg([raw[i][2].p_value for i in anchor_idx], fdr)
+    flagged_at = {i for i, rej in zip(anchor_idx, rejected, strict=True)
+                  if rej and raw[i][2].effect >= min_effect.get(EFFECT_KEYS.get(raw[i][2].test, raw[i][2].test), 0.0)}
+    tests = tuple(TestOutcome(f, ref, r, i in flagged_at) for i, (f, ref, r) in enumerate(raw))
+    evidence = _interleave([Evidence(f, r.test, r.statistic, r.p_value, r.effect)
+                            for i, (f, _, r) in enumerate(raw) if i in flagged_at])
+    flagged_features = tuple(sorted({raw[i][0] for i in flagged_at}))
+    return WindowEvaluation(tests, tuple(evidence), flagged_features, tuple(quality), window_counts)
+
+
+def _interleave(evidence: list[Evidence]) -> list[Evidence]:
+    """Order evidence so the first items cover every flagged feature: per feature, collapse
+    signatures before generic tests, then by p-value; then round-robin across features.
+
+    Ties are broken on the values as stored (p-values to 6 significant digits, effects to 6
+    decimals), so the order is the one a reader of the stored result can reproduce.
+    """
+    per: dict[str, list[Evidence]] = {}
+    for e in sorted(evidence,
+                    key=lambda e: (e.signal not in SIGNATURE_NAMES, round_p(e.p_value), -round_value(e.effect))):
+        per.setdefault(e.feature, []).append(e)
+    features = sorted(per, key=lambda f: round_p(per[f][0].p_value))
+    out: list[Evidence] = []
+    for i in range(max((len(v) for v in per.values()), default=0)):
+        out.extend(per[f][i] for f in features if i < len(per[f]))
+    return out
+
+
+def _aligned_floats(values: list[Any]) -> np.ndarray:
+    try:
+        return np.array(values, dtype=float)
+    except (TypeError, ValueError):
+        return np.array([v if isinstance(v, int | float) and not isinstance(v, bool) else np.nan for v in values],
+                        dtype=float)
+
+
+def _quality(f: str, kind: str, col: WindowColumn, aprof: Any) -> list[QualityRate]:
+    total = max(col.total, 1)
+    q = [QualityRate(f, "null_rate", col.nulls / total, aprof.null_rate),
+         QualityRate(f, "type_mismatch_rate", col.mismatches / total, 0.0)]
+    if kind == CATEGORICAL and col.n:
+        q.append(QualityRate(f, "unseen_rate", col.counts[-1] / col.n, aprof.counts[-1] / max(aprof.counts.sum(), 1)))
+    return q
+
+
+def round_value(x: float) -> float:
+    """A statistic, effect or rate as stored: 6 decimals."""
+    return float(round(float(x), 6))
+
+
+def round_p(p: float) -> float:
+    """A p-value as stored: 6 significant digits (small p-values keep their exponent)."""
+    return float(f"{float(p):.6g}")
