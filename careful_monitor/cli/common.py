@@ -23,7 +23,10 @@ def setup_logging(level: str, fmt: str) -> None:
     if fmt == "json":
         class _Json(logging.Formatter):
             def format(self, record: logging.LogRecord) -> str:
-                return orjson.dumps({"ts": record.created, "level": record.levelname, "logger": record.name,
+                from datetime import UTC, datetime
+
+                ts = datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds")
+                return orjson.dumps({"ts": ts, "level": record.levelname, "logger": record.name,
                                      "msg": record.getMessage()}).decode()
         handler.setFormatter(_Json())
     else:
@@ -55,6 +58,13 @@ def handle_errors(f: Callable) -> Callable:
             sys.exit(130)
 
     return wrapper
+
+
+def nonblank(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """A click callback: refuse an empty or whitespace-only value (exit 2, naming the option)."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("must not be empty or only whitespace", ctx=ctx, param=param)
+    return value
 
 
 def example(command: str) -> str:

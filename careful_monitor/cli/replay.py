@@ -29,6 +29,7 @@ def replay(config_path: str | None, files: tuple[str, ...], flush: bool, port: i
     open at the end are kept in the store and continued by the next replay or run.
     """
     from careful_monitor.app import build
+    from careful_monitor.runtime.replay import input_bytes
     from careful_monitor.runtime.replay import replay as run_replay
 
     for f in files:
@@ -39,9 +40,14 @@ def replay(config_path: str | None, files: tuple[str, ...], flush: bool, port: i
         if app.server is not None:
             log_serving(app.server.url)
         t0 = time.perf_counter()
-        with progress(not as_json) as bar:
-            task = bar.add_task("events", total=None)
-            stats = run_replay(app.pipeline, files, flush=flush, on_progress=lambda n: bar.advance(task, n))
+        total = input_bytes(files)  # None with stdin: an indeterminate bar counting events
+        with progress(not as_json, in_bytes=total is not None) as bar:
+            if total is None:
+                task = bar.add_task("events", total=None)
+                stats = run_replay(app.pipeline, files, flush=flush, on_progress=lambda n: bar.advance(task, n))
+            else:
+                task = bar.add_task("replay", total=total)
+                stats = run_replay(app.pipeline, files, flush=flush, on_bytes=lambda n: bar.advance(task, n))
     elapsed = time.perf_counter() - t0
     open_events = {m: mon.open_events for m, mon in app.pipeline.monitors.items()}
     summary = {"lines": stats.lines, "accepted": stats.accepted, "rejected": stats.rejected, "windows": stats.windows,

@@ -30,7 +30,7 @@ CONFIG = ROOT / "deploy" / "docker" / "config.yaml"
 CONFIG_IN_CONTAINER = "/etc/careful-monitor/config.yaml"
 ONE_SHOTS = {"init", "register", "simulate"}
 #: config sections the environment may set (models are configured in the file only)
-CONFIG_SECTIONS = ("window", "policy", "profile", "limits", "dead_letters", "kafka", "store", "http")
+CONFIG_SECTIONS = ("window", "policy", "profile", "limits", "dead_letters", "kafka", "store", "http", "governance")
 #: CAREFUL_MONITOR_<SECTION>__<KEY>[__<KEY>...]
 ENV_KEY = re.compile(rf"CAREFUL_MONITOR_({'|'.join(s.upper() for s in CONFIG_SECTIONS)})(__[A-Z][A-Z0-9_]*)+")
 #: the CLI's top-level commands a container may run
@@ -96,14 +96,15 @@ def _params():
 
 def test_stack_has_every_service() -> None:
     assert set(SERVICES) == {"kafka", "postgres", "init", "register", "careful-monitor", "simulate", "prometheus",
-                             "alertmanager", "grafana"}
+                             "alertmanager", "webhook", "grafana"}
 
 
 def test_images_are_pinned() -> None:
     for name, svc in SERVICES.items():
         image = svc["image"]
         assert re.fullmatch(r"[\w./-]+:[\w.-]+", image) and not image.endswith(":latest"), f"{name}: {image}"
-        assert re.search(r":v?\d+\.\d+(\.\d+)?$", image), f"{name}: pin a release (major.minor at least), not {image}"
+        assert re.search(r":v?\d+\.\d+(\.\d+)?(-slim|-alpine)?$", image), \
+            f"{name}: pin a release (major.minor at least), not {image}"
     assert re.fullmatch(r"apache/kafka:4\.\d+\.\d+", SERVICES["kafka"]["image"])
     assert re.fullmatch(r"postgres:15\.\d+", SERVICES["postgres"]["image"])
     assert {s["image"] for s in OURS.values()} == {"careful-monitor:0.1.0"}
@@ -231,3 +232,50 @@ def test_commands_read_the_mounted_config() -> None:
             assert argv[argv.index("--config") + 1] == CONFIG_IN_CONTAINER, where
         else:
             assert _subcommand(argv) == ["demo"], f"{where}: {argv} does not read the mounted config"
+
+
+DATASETS_MOUNT = "./datasets:/data/datasets:ro"
+
+
+def test_the_users_datasets_folder_is_mounted_read_only_and_documented() -> None:
+    for name, svc in OURS.items():
+        assert DATASETS_MOUNT in svc["volumes"], f"{name}: cards in ./datasets are not visible"
+    assert (ROOT / "datasets" / "README.md").is_file()  # the folder exists in a fresh clone (no root-owned mkdir)
+    header = (ROOT / "docker-compose.yml").read_text().split("\nname:")[0]
+    assert "/data/datasets/CARD.yaml" in header and "datasets register" in header
+    # the register one-shot registers every card of the folder (a folder argument of `datasets register`)
+    (register,) = [argv for where, argv in COMPOSE_COMMANDS
+                   if where == "register" and argv[:2] == ["datasets", "register"]]
+    assert register[-1] == "/data/datasets"
+    readme = (ROOT / "datasets" / "README.md").read_text()
+    assert "/data/datasets/" in readme and "--config /etc/careful-monitor/config.yaml" in readme
+    # what the documented command names is a path under the mount, read by the real `datasets register`
+    assert "datasets/*" in (ROOT / ".gitignore").read_text().split()
+    assert "datasets" in (ROOT / ".dockerignore").read_text().split()
+
+
+def test_the_monitor_does_not_restart_forever_on_a_configuration_error() -> None:
+    """`run` exits 2 on a configuration error (e.g. a training-mix dataset not registered): bounded retries."""
+    restart = SERVICES["careful-monitor"]["restart"]
+    m = re.fullmatch(r"on-failure:(\d+)", restart)
+    assert m and 1 <= int(m.group(1)) <= 10, restart
+    for name, svc in SERVICES.items():
+        assert svc.get("restart") not in ("always", "unless-stopped") or name not in OURS, name
+
+
+def test_alertmanager_receivers_are_a_service_of_the_stack() -> None:
+    import urllib.parse
+
+    am = yaml.safe_load((ROOT / "deploy" / "alertmanager" / "alertmanager.yml").read_text())
+    hosts = set()
+    for rcv in am["receivers"]:
+        for hook in rcv["webhook_configs"]:
+            url = urllib.parse.urlsplit(hook["url"])
+            assert url.hostname not in ("127.0.0.1", "localhost"), "loopback is Alertmanager's own container"
+            hosts.add((url.hostname, url.port))
+    assert hosts == {("webhook", 9095)}
+    hook = SERVICES["webhook"]
+    assert "healthcheck" in hook and SERVICES["alertmanager"]["depends_on"]["webhook"]["condition"] == "service_healthy"
+    script = hook["command"][-1]
+    assert '("0.0.0.0", 9095)' in script and "def do_POST" in script
+    compile(script, "webhook", "exec")  # the receiver is valid Python

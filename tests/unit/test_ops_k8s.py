@@ -10,6 +10,7 @@ import importlib.util
 import posixpath
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -22,6 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 BASE = K8S / "base"
 OVERLAY = K8S / "overlays" / "example"
+#: files a secretGenerator reads that the user creates (never committed): a `.example` sits beside each
+USER_FILES = {"kafka-password.txt"}
 
 
 def _load(path: Path) -> dict:
@@ -42,9 +45,13 @@ def test_every_manifest_parses_and_kustomizations_reference_existing_files() -> 
             assert (k.parent / res).exists(), f"{k}: {res}"
         for gen in doc.get("configMapGenerator", []) + doc.get("secretGenerator", []):
             for f in gen.get("files", []):
-                assert (k.parent / f.split("=")[-1]).exists(), f"{k}: {f}"
+                path = k.parent / f.split("=")[-1]
+                if path.name in USER_FILES:  # created by the user from the committed example, git-ignored
+                    assert path.with_name(path.name + ".example").exists(), f"{k}: {f}"
+                else:
+                    assert path.exists(), f"{k}: {f}"
     kinds = {_load(BASE / r)["kind"] for r in _load(BASE / "kustomization.yaml")["resources"]}
-    assert kinds == {"Deployment", "Service", "ServiceMonitor", "PrometheusRule", "PodDisruptionBudget"}
+    assert kinds == {"Deployment", "Service", "ServiceMonitor", "PrometheusRule", "PodDisruptionBudget", "Job"}
     assert [g["name"] for g in _load(BASE / "kustomization.yaml")["configMapGenerator"]] == ["careful-monitor-config"]
 
 
@@ -121,11 +128,83 @@ def test_prometheusrule_is_generated_from_the_rules_file() -> None:
     assert _load(BASE / "prometheusrule.yaml")["spec"]["groups"] == rules["groups"]
 
 
-@pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl (with kustomize) is not installed")
-def test_example_overlay_renders_consistently() -> None:
-    r = subprocess.run(["kubectl", "kustomize", str(OVERLAY)], capture_output=True, text=True, timeout=60)
+def _render(tmp_path: Path) -> dict:
+    """`kubectl kustomize` of a copy of deploy/k8s with the user's files made from their `.example`."""
+    copy = tmp_path / "k8s"
+    shutil.copytree(K8S, copy)
+    for name in USER_FILES:
+        for example in copy.rglob(name + ".example"):
+            shutil.copy(example, example.with_name(name))
+    r = subprocess.run(["kubectl", "kustomize", str(copy / "overlays" / "example")], capture_output=True, text=True,
+                       timeout=60)
     assert r.returncode == 0, r.stderr
-    objs = {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all(r.stdout) if o}
+    return {(o["kind"], o["metadata"]["name"]): o for o in yaml.safe_load_all(r.stdout) if o}
+
+
+def _job(path: Path) -> tuple[dict, dict]:
+    job = _load(path)
+    (c,) = job["spec"]["template"]["spec"]["containers"]
+    return job, c
+
+
+def test_no_secret_is_committed_in_the_overlay() -> None:
+    for name in USER_FILES:
+        assert not (OVERLAY / name).exists() or not _tracked(OVERLAY / name), f"{name} must not be committed"
+        assert (OVERLAY / (name + ".example")).exists()
+        ignored = subprocess.run(["git", "check-ignore", "--no-index", "-q", str(OVERLAY / name)], cwd=ROOT,
+                                 capture_output=True)
+        assert ignored.returncode == 0, f"{OVERLAY / name} is not git-ignored"
+    text = (OVERLAY / "kustomization.yaml").read_text()
+    assert "change-me" not in text and "kafka-password.txt.example" in text  # documented: copy the example
+
+
+def _tracked(path: Path) -> bool:
+    r = subprocess.run(["git", "ls-files", "--error-unmatch", str(path)], cwd=ROOT, capture_output=True)
+    return r.returncode == 0
+
+
+def test_migrate_job_runs_db_upgrade_and_workers_do_not_auto_migrate() -> None:
+    job, c = _job(BASE / "migrate-job.yaml")
+    assert job["kind"] == "Job" and c["args"] == ["db", "upgrade", "--config", "/etc/careful-monitor/config.yaml"]
+    dep = _container(_load(BASE / "deployment.yaml"))
+    assert c["image"] == dep["image"]
+    env = {e["name"]: e for e in c["env"]}
+    dep_env = {e["name"]: e for e in dep["env"]}
+    assert env["CAREFUL_MONITOR_STORE__URL"] == dep_env["CAREFUL_MONITOR_STORE__URL"]
+    mounts = {m["name"]: m["mountPath"] for m in c["volumeMounts"]}
+    assert mounts["config"] == "/etc/careful-monitor"
+    assert job["spec"]["template"]["spec"]["restartPolicy"] in ("OnFailure", "Never")
+    # the pods are not workers: the Service and the PDB do not select them
+    assert job["spec"]["template"]["metadata"]["labels"]["app.kubernetes.io/component"] != "worker"
+    env_values = {k: v.get("value", "postgresql://careful:secret@db:5432/careful") for k, v in dep_env.items()}
+    cfg = load_config(BASE / "config.yaml", environ=env_values)
+    assert cfg.store.auto_migrate is False
+
+
+def test_register_job_example_reads_cards_from_a_volume() -> None:
+    example = K8S / "examples" / "register-job.yaml"
+    job, c = _job(example)
+    assert c["args"][:2] == ["datasets", "register"]
+    assert c["args"][c["args"].index("--config") + 1] == "/etc/careful-monitor/config.yaml"
+    cards = [a for a in c["args"] if a.endswith(".yaml") and a.startswith("/")][1:]
+    mounts = {m["name"]: m for m in c["volumeMounts"]}
+    volumes = {v["name"]: v for v in job["spec"]["template"]["spec"]["volumes"]}
+    assert cards and all(posixpath.dirname(card) == mounts["datasets"]["mountPath"] for card in cards)
+    assert mounts["datasets"]["readOnly"] is True and "persistentVolumeClaim" in volumes["datasets"]
+    # the cards named are the datasets the config's models use
+    cfg = _load(BASE / "config.yaml")
+    used = {n for m in cfg["models"].values() for n in [m["anchor"], *m["training_mix"]]}
+    assert {posixpath.basename(card).removesuffix(".yaml") for card in cards} == used
+    text = example.read_text()
+    assert "kubectl apply -f register-job.yaml" in text and "db-upgrade" in text
+    r = subprocess.run([sys.executable, "-m", "careful_monitor.cli", "datasets", "register", "--help"],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and all(o in r.stdout for o in ("--config", "--by"))
+
+
+@pytest.mark.skipif(not shutil.which("kubectl"), reason="kubectl (with kustomize) is not installed")
+def test_example_overlay_renders_consistently(tmp_path) -> None:
+    objs = _render(tmp_path)
     assert all(o["metadata"].get("namespace") == "ml-monitoring" for o in objs.values())
     dep = objs[("Deployment", "careful-monitor")]
     pod = dep["spec"]["template"]
@@ -138,6 +217,12 @@ def test_example_overlay_renders_consistently() -> None:
                 pdb["spec"]["selector"]["matchLabels"]):
         assert sel.items() <= labels.items()
     assert sm["spec"]["selector"]["matchLabels"].items() <= svc["metadata"]["labels"].items()
+    # kube-prometheus-stack selects by its release label, set in the overlay
+    assert sm["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    assert objs[("PrometheusRule", "careful-monitor")]["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    job = objs[("Job", "careful-monitor-db-upgrade")]
+    assert _container(job)["image"] == _container(dep)["image"]
+    assert not (job["spec"]["template"]["metadata"]["labels"].items() >= svc["spec"]["selector"].items())
     # every ConfigMap and Secret the pod names exists in the rendered output (with its generated name)
     for v in pod["spec"]["volumes"]:
         if "configMap" in v:
