@@ -48,3 +48,15 @@ class NotFoundError(CarefulError):
     """A named thing (alert, dataset, model) does not exist."""
 
     exit_code = 2
+
+
+class HttpBindError(CarefulError, OSError):
+    """The HTTP server cannot listen (port in use, address not available); also an OSError for callers."""
+
+    exit_code = 2
+
+
+class BrokerError(CarefulError):
+    """The Kafka broker cannot be used (unreachable, authentication refused): names the bootstrap."""
+
+    exit_code = 2

@@ -38,13 +38,16 @@ def _run_rate(cfg_path: Path, store_url: str, windows: int, window_size: int) ->
     import signal
     import subprocess
     import sys
+    import tempfile
 
     from careful_monitor.store import Store
 
     store = Store(store_url)
+    # the log goes to a file: a pipe nobody drains would block `run` on its own warnings
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - closed below, after the process
     proc = subprocess.Popen([sys.executable, "-m", "careful_monitor.cli", "--log-level", "warning", "run",
                              "--config", str(cfg_path), "--port", "0"],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+                            stdout=subprocess.DEVNULL, stderr=log)
     first = last = None
     try:
         deadline = time.monotonic() + 900
@@ -57,12 +60,13 @@ def _run_rate(cfg_path: Path, store_url: str, windows: int, window_size: int) ->
                 last = (now, n)
                 break
             if proc.poll() is not None:
-                assert proc.stderr is not None  # stderr=subprocess.PIPE
-                raise RuntimeError(proc.stderr.read().decode()[-2000:])
+                log.seek(0)
+                raise RuntimeError(log.read().decode(errors="replace")[-2000:])
             time.sleep(0.05)
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(60)
+        log.close()
         store.close()
     if first is None or last is None or last[1] == first[1]:
         return float("nan")

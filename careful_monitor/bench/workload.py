@@ -13,6 +13,10 @@ from careful_monitor.engine.profile import build_profile
 Echo = Callable[[str], None] | None
 
 
+#: event time of the first event: inside the decoder's plausible range (limits.ts_min .. ts_max)
+BASE_TS = 1_764_000_000
+
+
 def event_lines(rng: np.random.Generator, n: int, start: int, shift: float = 0.0, numeric: int = 15) -> list[bytes]:
     import orjson
 
@@ -21,7 +25,7 @@ def event_lines(rng: np.random.Generator, n: int, start: int, shift: float = 0.0
     p = np.exp(z)
     p = np.round(p / p.sum(axis=1, keepdims=True), 4).tolist()
     dumps = orjson.dumps
-    return [dumps({"model": "bench", "model_version": "1", "ts": float(start + i), "id": f"e{start + i}",
+    return [dumps({"model": "bench", "model_version": "1", "ts": float(BASE_TS + start + i), "id": f"e{start + i}",
                    "inputs": {f"x{j}": v for j, v in enumerate(x[i])},
                    "outputs": {"probs": {"a": p[i][0], "b": p[i][1], "c": p[i][2]}}}) for i in range(n)]
 

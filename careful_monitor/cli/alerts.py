@@ -7,8 +7,8 @@ from datetime import UTC, datetime
 import click
 import orjson
 
-from careful_monitor.cli.common import config_option, example, handle_errors, load
-from careful_monitor.cli.render import alerts_table, console
+from careful_monitor.cli.common import config_option, example, handle_errors, load, nonblank
+from careful_monitor.cli.render import alerts_table, console, printable
 
 
 @click.group(epilog=example("careful-monitor alerts list --config cfg.yaml"))
@@ -44,11 +44,11 @@ def alerts_list(config_path: str | None, state: str | None, model: str | None, d
                                       "ticket-router:tickets-synth-v2:45:retire_recommended --by alice"))
 @config_option
 @click.argument("alert_id")
-@click.option("--by", required=True, help="Who acknowledges.")
+@click.option("--by", required=True, callback=nonblank, help="Who acknowledges (not empty).")
 @handle_errors
 def alerts_ack(config_path: str | None, alert_id: str, by: str) -> None:
     """Acknowledge ALERT_ID."""
     from careful_monitor.app import open_store
 
     a = open_store(load(config_path)).ack_alert(alert_id, by=by, at=datetime.now(UTC))
-    click.echo(f"acknowledged {a['alert_id']} by {a['acked_by']} at {a['acked_at']}")
+    click.echo(f"acknowledged {a['alert_id']} by {printable(a['acked_by'])} at {a['acked_at']}")

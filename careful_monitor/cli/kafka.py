@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import click
@@ -37,11 +39,27 @@ def run(config_path: str | None, port: int | None) -> None:
     signal.signal(signal.SIGTERM, _stop)
     signal.signal(signal.SIGINT, _stop)
     cfg = load(config_path)
-    with build(cfg, http=False, pipeline=False) as app:  # the service builds its own pipeline
+    with build(cfg, http=False, pipeline=False) as app, _broker_errors(cfg):  # the service builds its own pipeline
         service = make_service(cfg, app.store, app.metrics)
         log_serving(app.serve(port, is_ready=lambda: service.ready).url)
         if not stop.is_set():
             service.run(stop)
+
+
+@contextlib.contextmanager
+def _broker_errors(cfg) -> Iterator[None]:
+    """A Kafka client error that escapes the service (broker unreachable at start, ...) as one line, exit 2."""
+    import aiokafka.errors
+    import kafka.errors
+
+    from careful_monitor.errors import BrokerError
+
+    try:
+        yield
+    except (kafka.errors.KafkaError, aiokafka.errors.KafkaError) as exc:
+        what = str(exc) if str(exc).startswith(type(exc).__name__) else f"{type(exc).__name__}: {exc}"
+        raise BrokerError(f"Kafka at {cfg.kafka.bootstrap}: {what} "
+                          "(check kafka.bootstrap, kafka.security and that the broker is up)") from None
 
 
 @click.group(epilog=example("careful-monitor topics create --config cfg.yaml"))

@@ -6,14 +6,21 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import sys
 import threading
 from collections.abc import Callable
+from pathlib import PurePosixPath, PureWindowsPath
+from typing import Any
 
 import orjson
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_exceptions import HTTPException
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from careful_monitor.errors import HttpBindError
 from careful_monitor.sinks.prometheus import Metrics
 from careful_monitor.store import Store
 
@@ -24,9 +31,17 @@ def _json(data) -> web.Response:
     return web.Response(body=orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY), content_type="application/json")
 
 
+def _public_card(card: dict) -> dict:
+    """The card as served: `data` relative to the card's folder; an absolute one (older records) as its name."""
+    data = card.get("data")
+    if isinstance(data, str) and (PurePosixPath(data).is_absolute() or PureWindowsPath(data).is_absolute()):
+        return {**card, "data": PurePosixPath(data.replace("\\", "/")).name}
+    return card
+
+
 def _dataset_doc(rec) -> dict:
     return {"name": rec.name, "role": rec.role, "anchored_by": rec.anchored_by, "state": rec.state,
-            "n_rows": rec.n_rows, "data_sha256": rec.data_sha256, "card": rec.card,
+            "n_rows": rec.n_rows, "data_sha256": rec.data_sha256, "card": _public_card(rec.card),
             "registered_at": rec.registered_at.isoformat(), "updated_at": rec.updated_at.isoformat()}
 
 
@@ -77,6 +92,29 @@ def make_app(metrics: Metrics, store: Store, *, is_ready: Callable[[], bool] = l
     return app
 
 
+class _ServerLog:
+    """aiohttp's server logger, with a client's malformed request as one WARNING line instead of an ERROR traceback.
+
+    aiohttp logs every request it cannot parse with `logger.exception` (log flooding by any client);
+    a failure in our own handler keeps its full traceback at ERROR.
+    """
+
+    def __init__(self, logger: logging.Logger | None = None) -> None:
+        self._log = logger or logging.getLogger("aiohttp.server")
+
+    def debug(self, msg: str, *args: object, **kw: Any) -> None:
+        kw.pop("exc_info", None)
+        self._log.debug(msg, *args, **kw)
+
+    def exception(self, msg: str, *args: object, exc_info: Any = True, **kw: Any) -> None:
+        exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(exc, HttpProcessingError) and not isinstance(exc, HTTPException):
+            self._log.warning("%s: %s (%s)", msg % args if args else msg, type(exc).__name__,
+                              str(exc).replace("\n", " ")[:200])
+        else:
+            self._log.error(msg, *args, exc_info=exc_info, **kw)
+
+
 class ServerThread:
     """An aiohttp server on its own loop in a daemon thread; `stop()` shuts it down cleanly."""
 
@@ -91,7 +129,7 @@ class ServerThread:
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         try:
-            self._runner = web.AppRunner(self.app, access_log=None)
+            self._runner = web.AppRunner(self.app, access_log=None, logger=_ServerLog())
             self._loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, self.host, self.port)
             self._loop.run_until_complete(site.start())
@@ -111,7 +149,11 @@ class ServerThread:
         self._thread.start()
         self._started.wait(30)
         if self._error is not None:
-            raise OSError(f"cannot serve HTTP on {self.host}:{self.port}: {self._error}")
+            err = self._error
+            if isinstance(err, OSError) and err.errno == errno.EADDRINUSE:
+                raise HttpBindError(f"port {self.port} on {self.host} is in use: pass --port 0 or another port")
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+            raise HttpBindError(f"cannot serve HTTP on {self.host}:{self.port}: {reason}")
         return self
 
     @property

@@ -25,11 +25,12 @@ import asyncio
 import logging
 import threading
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Protocol, TypeVar
 
 import orjson
+from kafka.errors import KafkaTimeoutError
 
 from careful_monitor.config import Config
 from careful_monitor.contracts import alert_json
@@ -47,6 +48,10 @@ LAG_EVERY_S = 5.0
 PRUNE_EVERY_S = 3600.0
 #: producer flush and close on shutdown, seconds
 CLOSE_TIMEOUT_S = 10
+#: longest wait for one broker call (commit, lag, close): a broker that is reconnecting must not
+#: hold the loop past a SIGTERM; an offset commit that times out is harmless, since the offsets
+#: stored with the engine state are what a restart seeks to
+BROKER_CALL_TIMEOUT_S = 5.0
 
 T = TypeVar("T")
 
@@ -142,6 +147,14 @@ def _alert_bytes(alert: Alert) -> bytes:
     return orjson.dumps(alert_json(alert))
 
 
+async def _bounded(call: Awaitable[Any], what: str) -> None:
+    """Await a broker call for at most BROKER_CALL_TIMEOUT_S; a timeout is logged, not raised."""
+    try:
+        await asyncio.wait_for(call, BROKER_CALL_TIMEOUT_S)
+    except TimeoutError:
+        log.warning("could not %s within %.0f s (broker unreachable?); carrying on", what, BROKER_CALL_TIMEOUT_S)
+
+
 # --- one batch ----------------------------------------------------------------------------------
 @dataclass
 class Batch:
@@ -220,8 +233,8 @@ class KafkaService:
             await client.start(self.topic, self._on_assigned, self._on_revoked)
             self._running = True
             self._set_ready(True)
-            log.info("consuming %s as group %s from %s (%s)", self.topic, self.group, self.cfg.kafka.bootstrap,
-                     client.name)
+            log.info("consuming %s as group %s from %s (%s); store %s", self.topic, self.group,
+                     self.cfg.kafka.bootstrap, client.name, self.store.url)  # Store.url masks the password
             await self._consume(client, stop)
         finally:
             self._running = False
@@ -231,7 +244,7 @@ class KafkaService:
                 self.producer.close(CLOSE_TIMEOUT_S)
             finally:
                 if client is not None:
-                    await client.close()
+                    await _bounded(client.close(), "close the consumer")
             log.info("stopped after %d events", self.processed)
 
     async def _consume(self, client: ConsumerClient, stop: threading.Event) -> None:
@@ -241,7 +254,9 @@ class KafkaService:
             if polled:
                 batch = Batch.of(polled)
                 if batch.lines and self.process_batch(batch):
-                    await client.commit(batch.offsets)
+                    await _bounded(client.commit(batch.offsets), "commit offsets to Kafka")
+            else:
+                self.pipeline.poll_lifecycle_if_due()  # a quiet topic still sees `datasets retire` in time
             now = time.monotonic()
             if now - last_lag > LAG_EVERY_S:
                 await self._export_lag(client)
@@ -280,7 +295,8 @@ class KafkaService:
         next start resumes from what the store holds.
         """
         report = self.pipeline.handle(batch.lines, batch.fallback)
-        self._publish(report)
+        if not self._publish(report):
+            return False
         offsets = [(self.group, tp.topic, tp.partition, off) for tp, off in batch.offsets.items()]
         try:
             self._retry(lambda: self.pipeline.persist(report.outcomes, offsets), "store the batch")
@@ -289,8 +305,12 @@ class KafkaService:
         self.processed += len(batch.lines)
         return True
 
-    def _publish(self, report: BatchReport) -> None:
-        """Dead letters (unchanged, with their reason) and alerts, flushed before anything is stored."""
+    def _publish(self, report: BatchReport) -> bool:
+        """Dead letters (unchanged, with their reason) and alerts, flushed before anything is stored.
+
+        False when asked to stop before the broker took them: then nothing is stored or committed and
+        the batch is read again by the next start (alerts are idempotent on alert_id).
+        """
         assert self.producer is not None
         dead_topic, alert_topic = self.cfg.kafka.topics.dead_letters, self.cfg.kafka.topics.alerts
         for rej in self._pending_rejects:
@@ -300,7 +320,17 @@ class KafkaService:
         for o in report.outcomes:
             for alert in o.alerts:
                 self.producer.send(alert_topic, key=_alert_key(alert), value=_alert_bytes(alert))
-        self.producer.flush()
+        while True:
+            try:
+                self.producer.flush(BROKER_CALL_TIMEOUT_S)
+                return True
+            except KafkaTimeoutError:
+                if self._stop.is_set():
+                    log.warning("stopping before the broker took this batch's alerts and dead letters: "
+                                "not storing it; the next start reads it again")
+                    return False
+                log.warning("the broker has not taken this batch's alerts and dead letters for %.0f s; still trying",
+                            BROKER_CALL_TIMEOUT_S)
 
     # --- the store, with backoff ------------------------------------------------------------------
     def _retry(self, fn: Callable[[], T], what: str) -> T:
@@ -345,9 +375,9 @@ class KafkaService:
             assigned = list(client.assignment())
             if not assigned:
                 return
-            ends = await client.end_offsets(assigned)
+            ends = await asyncio.wait_for(client.end_offsets(assigned), BROKER_CALL_TIMEOUT_S)
             for tp in assigned:
-                pos = await client.position(tp)
+                pos = await asyncio.wait_for(client.position(tp), BROKER_CALL_TIMEOUT_S)
                 self.metrics.consumer_lag.labels(tp.topic, str(tp.partition)).set(max(0, ends.get(tp, pos) - pos))
         except Exception as exc:  # lag is best effort; the loop must not die for it
             log.debug("consumer lag unavailable: %s", exc)

@@ -53,6 +53,8 @@ def read_jsonl(path: Path) -> dict[str, list[Any]]:
             if not isinstance(row, dict):
                 raise DataFormatError(f"line {lineno} is not a JSON object")
             rows.append(row)
+    if not rows:
+        raise DataFormatError("the file holds no data rows (an empty dataset cannot be a reference)")
     names: dict[str, None] = {}
     for row in rows:
         for section in ("inputs", "outputs"):
@@ -92,7 +94,17 @@ def read_csv(path: Path) -> dict[str, list[Any]]:
             header = next(reader)
         except StopIteration:
             raise DataFormatError("the CSV file is empty") from None
-        rows = [[_num(v) for v in r] for r in reader if r]
+        rows = []
+        width = len(header)
+        for r in reader:
+            if not r:
+                continue
+            if len(r) != width:
+                raise DataFormatError(f"line {reader.line_num} has {len(r)} fields, the header has {width} "
+                                      "(a ragged row: check quoting and separators)")
+            rows.append([_num(v) for v in r])
+    if not rows:
+        raise DataFormatError("the CSV file has a header but no data rows (an empty dataset cannot be a reference)")
     return _from_flat(header, rows)
 
 
@@ -100,6 +112,8 @@ def read_parquet(path: Path) -> dict[str, list[Any]]:
     import pyarrow.parquet as pq
 
     table = pq.read_table(path)
+    if table.num_rows == 0:
+        raise DataFormatError("the Parquet file holds no rows (an empty dataset cannot be a reference)")
     header = table.column_names
     cols = [table.column(c).to_pylist() for c in header]
     rows = [list(r) for r in zip(*cols, strict=True)] if cols else []

@@ -3,6 +3,12 @@
 A rejected event is returned unchanged with its reason (`decode`, `schema`, `unknown_model`,
 `too_large`) and a human detail, for the dead-letter file or topic. Nothing here raises on bad
 input: Hypothesis property tests feed it arbitrary bytes.
+
+Event time is checked against a plausible range (`limits.ts_min` .. `limits.ts_max`, epoch
+seconds; defaults 2000-01-01 and 2100-01-01). A numeric `ts` outside it that falls inside once
+divided by 1000 is taken as epoch *milliseconds* (a common producer bug) and converted to seconds;
+any other `ts` outside the range (negative, microseconds, year 3000, ...) is rejected with reason
+`schema` and a detail naming the range. RFC 3339 strings are never converted.
 """
 
 from __future__ import annotations
@@ -17,6 +23,9 @@ import orjson
 from careful_monitor.engine.monitor import ModelBatch
 
 REASONS = ("decode", "schema", "unknown_model", "too_large")
+#: defaults of `limits.ts_min` / `limits.ts_max`: 2000-01-01T00:00:00Z and 2100-01-01T00:00:00Z
+TS_MIN_DEFAULT = 946_684_800.0
+TS_MAX_DEFAULT = 4_102_444_800.0
 _SCALARS = (str, int, float, bool, type(None))
 
 
@@ -25,6 +34,8 @@ class Rejected:
     raw: bytes
     reason: str
     detail: str
+    #: the configured model the event named, when it got that far (counted in events_total{outcome="rejected"})
+    model: str | None = None
 
 
 @dataclass
@@ -90,8 +101,12 @@ def _check_probs(outputs: dict) -> str | None:
 class EventDecoder:
     """Decodes batches for a fixed set of models and their configured features."""
 
-    def __init__(self, features: dict[str, Sequence[str]], max_event_bytes: int) -> None:
+    def __init__(self, features: dict[str, Sequence[str]], max_event_bytes: int, *,
+                 ts_min: float | None = None, ts_max: float | None = None) -> None:
+        """`ts_min`/`ts_max` (epoch seconds) bound event time; None (the default here) leaves that side open."""
         self.max_event_bytes = max_event_bytes
+        self.ts_min = float("-inf") if ts_min is None else float(ts_min)
+        self.ts_max = float("inf") if ts_max is None else float(ts_max)
         # per model: [(feature, section, key)], e.g. ("inputs.amount", "inputs", "amount")
         self.features = {m: [(f, *f.split(".", 1)) for f in feats] for m, feats in features.items()}
 
@@ -103,6 +118,7 @@ class EventDecoder:
         loads = orjson.loads
         reject = out.rejected.append
         known = self.features
+        ts_min, ts_max = self.ts_min, self.ts_max
         for i, raw in enumerate(lines):
             if len(raw) > limit:
                 reject(Rejected(raw, "too_large", f"{len(raw)} bytes > limits.max_event_bytes={limit}"))
@@ -132,6 +148,13 @@ class EventDecoder:
                     ts = parse_ts(ts)
                 except (ValueError, TypeError, OverflowError) as exc:
                     problem = f"bad ts: {exc}"
+            if problem is None and ts is not None and not ts_min <= ts <= ts_max:
+                raw_ts = ev.get("ts")
+                if type(raw_ts) in (int, float) and ts_min <= ts / 1000.0 <= ts_max:
+                    ts = ts / 1000.0  # epoch milliseconds: converted (module docstring)
+                else:
+                    problem = (f"ts {ts!r} is outside the plausible range limits.ts_min={ts_min:.0f} .. "
+                               f"limits.ts_max={ts_max:.0f} (epoch seconds; milliseconds are converted)")
             version = ev.get("model_version")
             if problem is None and version is not None:
                 if type(version) not in (str, int, float):
@@ -139,7 +162,7 @@ class EventDecoder:
                 else:
                     version = str(version)
             if problem is not None:
-                reject(Rejected(raw, "schema", problem))
+                reject(Rejected(raw, "schema", problem, model))
                 continue
             if ts is None and fallback_ts is not None:
                 ts = fallback_ts[i]

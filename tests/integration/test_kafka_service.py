@@ -29,9 +29,21 @@ def cm(*args: str, **kw) -> subprocess.CompletedProcess:
 
 
 def spawn(*args: str) -> subprocess.Popen:
+    """The CLI as a subprocess; its output goes to a file (`output(proc)`), never to a pipe nobody drains,
+    which would block the process on its own log lines (a broker restart logs many) and stall its SIGTERM."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("CAREFUL_MONITOR_")}
-    return subprocess.Popen([sys.executable, "-m", "careful_monitor.cli", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, env=env)
+    log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process; closed with it
+    proc = subprocess.Popen([sys.executable, "-m", "careful_monitor.cli", *args], stdout=log,
+                            stderr=subprocess.STDOUT, env=env)
+    proc.log = log  # type: ignore[attr-defined]
+    return proc
+
+
+def output(proc: subprocess.Popen) -> str:
+    """What a spawned process printed so far (the tail is what a failing assertion shows)."""
+    log = proc.log  # type: ignore[attr-defined]
+    log.seek(0)
+    return log.read().decode(errors="replace")
 
 
 @pytest.fixture(scope="module")
@@ -73,7 +85,7 @@ def wait_windows(cfg_path: Path, n: int, proc: subprocess.Popen, deadline_s: flo
     while time.monotonic() < deadline:
         if len(stored(cfg_path)[0]) >= n:
             return
-        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        assert proc.poll() is None, output(proc)[-3000:]
         time.sleep(0.3)
     raise AssertionError(f"fewer than {n} windows stored before the deadline")
 
@@ -94,7 +106,11 @@ def run_until_done(cfg: Path, *, during=None, deadline_s: float = 180) -> None:
             during(proc)
         wait_windows(cfg, WINDOWS, proc, deadline_s)
         proc.send_signal(signal.SIGTERM)
-        assert proc.wait(timeout=60) == 0
+        try:
+            rc = proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            pytest.fail("run did not exit within 60 s of SIGTERM; its log ends:\n" + output(proc)[-4000:])
+        assert rc == 0, output(proc)[-3000:]
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -245,7 +261,7 @@ def wait_windows_any(cfg_path: Path, n: int, proc: subprocess.Popen, deadline_s:
     while time.monotonic() < deadline:
         if sum(len(w) for w in _all_windows(cfg_path).values()) >= n:
             return
-        assert proc.poll() is None, proc.stderr.read().decode()[-3000:]
+        assert proc.poll() is None, output(proc)[-3000:]
         time.sleep(0.3)
     raise AssertionError("no window stored before the deadline")
 
