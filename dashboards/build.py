@@ -52,7 +52,8 @@ def dashboard(uid: str, title: str, panels: list[dict], overview: bool) -> dict:
 
 STATE_MAP = {"type": "value", "options": {"0": {"text": "ok", "color": "green"}, "1": {"text": "watch", "color": "yellow"},
                                           "2": {"text": "retire_recommended", "color": "red"},
-                                          "3": {"text": "anchor_stale", "color": "orange"}}}
+                                          "3": {"text": "anchor_stale", "color": "orange"},
+                                          "4": {"text": "retired", "color": "blue"}}}
 
 M = 'model=~"$model"'  # overview: one, several or all models
 

@@ -7,7 +7,7 @@ import time
 import click
 import orjson
 
-from careful_monitor.cli.common import config_option, example, handle_errors, load, user
+from careful_monitor.cli.common import config_option, example, handle_errors, load, nonblank, user
 from careful_monitor.cli.render import console, datasets_table
 
 
@@ -16,17 +16,50 @@ def datasets() -> None:
     """The dataset registry: CAREFUL cards, reference profiles and their lifecycle."""
 
 
+def expand_manifests(paths: tuple[str, ...]) -> list[str]:
+    """Files as given; a folder's cards (*.yaml, *.yml) sorted by name, those without `anchored_by` first."""
+    from pathlib import Path
+
+    from careful_monitor.safe_yaml import load_yaml
+
+    out: list[str] = []
+    for p in paths:
+        folder = Path(p)
+        if not folder.is_dir():
+            out.append(p)
+            continue
+        cards = sorted(c for c in folder.iterdir() if c.suffix in (".yaml", ".yml") and c.is_file())
+
+        def anchored(card: Path) -> bool:
+            try:
+                doc = load_yaml(card)
+            except Exception:  # not a card: register() reports it with its own message
+                return False
+            return isinstance(doc, dict) and bool(doc.get("anchored_by"))
+
+        out.extend(str(c) for c in sorted(cards, key=anchored))  # stable: by name within each group
+    return out
+
+
 @datasets.command("register",
                   epilog=example("careful-monitor datasets register --config cfg.yaml real.yaml synth.yaml"))
 @config_option
-@click.argument("manifests", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.argument("manifests", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=True))
 @click.option("--by", default=None, help="Who registers (audit log; default: the current user).")
 @click.option("--json", "as_json", is_flag=True, help="Print the registered records as JSON.")
+@click.option("--allow-outside", is_flag=True,
+              help="Accept a card whose data path is absolute or leaves the card's folder ('..', symlinks).")
+@click.option("--replace", is_flag=True,
+              help="Allow re-registering a name with another role or anchor (warns which sets to re-register).")
 @handle_errors
-def datasets_register(config_path: str | None, manifests: tuple[str, ...], by: str | None, as_json: bool) -> None:
+def datasets_register(config_path: str | None, manifests: tuple[str, ...], by: str | None, as_json: bool,
+                      allow_outside: bool, replace: bool) -> None:
     """Validate CAREFUL card MANIFEST(s), profile the data, store card + profile.
 
     Register the anchor (role: real) before the synthetic sets that name it in `anchored_by`.
+    Re-registering a name with a different role or anchor is refused unless --replace.
+    A folder stands for every card (*.yaml, *.yml) in it, cards without `anchored_by` first
+    (an empty folder registers nothing): `datasets register /data/datasets` in docker-compose.
     """
     from careful_monitor.app import open_store
     from careful_monitor.registry import register
@@ -34,9 +67,9 @@ def datasets_register(config_path: str | None, manifests: tuple[str, ...], by: s
     cfg = load(config_path)
     store = open_store(cfg)
     out = []
-    for m in manifests:
+    for m in expand_manifests(manifests):
         t0 = time.perf_counter()
-        reg = register(cfg, store, m, by=by or user())
+        reg = register(cfg, store, m, by=by or user(), allow_outside=allow_outside, replace=replace)
         rec = reg.record
         if as_json:
             out.append({"name": rec.name, "role": rec.role, "rows": rec.n_rows, "features": len(reg.profile.features),
@@ -99,16 +132,22 @@ def _lifecycle(action: str, doc: str, reason: str) -> None:
                                      f'--by alice --reason "{reason}"'))
     @config_option
     @click.argument("name")
-    @click.option("--by", required=True, help="Who decides (kept in the audit log).")
-    @click.option("--reason", required=True, help="Why (kept in the audit log).")
+    @click.option("--by", required=True, callback=nonblank, help="Who decides (kept in the audit log; not empty).")
+    @click.option("--reason", required=True, callback=nonblank, help="Why (kept in the audit log; not empty).")
     @handle_errors
     def cmd(config_path: str | None, name: str, by: str, reason: str) -> None:
         from careful_monitor.app import open_store
+        from careful_monitor.registry import check_retire
 
-        rec = open_store(load(config_path)).set_dataset_state(name, action, by=by, reason=reason)
+        cfg = load(config_path)
+        if action == "retire":
+            check_retire(cfg, name)
+        rec = open_store(cfg).set_dataset_state(name, action, by=by, reason=reason)
         click.echo(f"{rec.name}: now {rec.state}")
 
 
 _lifecycle("review", "Put dataset NAME under review (active -> under_review).", "retirement alert")
-_lifecycle("retire", "Retire dataset NAME (active|under_review -> retired).", "collapsed tails")
+_lifecycle("retire", "Retire dataset NAME (active|under_review -> retired): its policy state becomes retired "
+           "for every model (no further alert; a running replay/run notices within governance.poll_seconds). "
+           "A model's anchor cannot be retired.", "collapsed tails")
 _lifecycle("reactivate", "Reactivate dataset NAME (under_review|retired -> active).", "regenerated")

@@ -152,6 +152,8 @@ def config_dict() -> dict[str, Any]:
         "limits": {"max_event_bytes": 65536, "versions_per_model": 5},
         "store": {"url": "sqlite:///careful.db"},
         "dead_letters": {"path": "dead-letters.jsonl"},
+        # interactive: `datasets retire` shows in the served dataset_state within 2 s
+        "governance": {"poll_seconds": 2},
     }
 
 

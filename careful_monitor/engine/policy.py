@@ -6,6 +6,8 @@ attributed to that synthetic set (or, when no synthetic set explains it, to the 
 `watch` after `watch_after` consecutive evidence windows (or a streaming detector firing);
 the recommendation when the consecutive count, counting the window that entered `watch`, reaches
 `retire_after`; back to `ok` after `clear_after` consecutive windows without evidence.
+`retired` comes from the dataset's lifecycle, not from evidence (`set_retired`): a retired dataset
+takes no evidence and raises no alert until it is reactivated, when it starts again at `ok`.
 
 >>> p = Policy(["synth"], "real", watch_after=1, retire_after=3, clear_after=2)
 >>> [str(t.to_state) for w in range(3) for t in p.step(w, {"synth"})]
@@ -14,6 +16,10 @@ the recommendation when the consecutive count, counting the window that entered 
 ['ok']
 >>> q = Policy(["synth"], "real"); q.restore(p.state()); q.states == p.states
 True
+>>> p.set_retired({"synth"}), [t for w in range(5, 9) for t in p.step(w, {"synth"})], str(p.state_of("synth"))
+(['synth'], [], 'retired')
+>>> p.set_retired(set()), str(p.state_of("synth"))
+(['synth'], 'ok')
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ from typing import Any
 from careful_monitor.engine.types import PolicyState
 
 OK, WATCH, RETIRE, STALE = PolicyState.OK, PolicyState.WATCH, PolicyState.RETIRE_RECOMMENDED, PolicyState.ANCHOR_STALE
+RETIRED = PolicyState.RETIRED
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,11 +85,25 @@ class Policy:
                 self.states[name] = DatasetState(PolicyState(st["state"]), int(st["evidence_run"]),
                                                  int(st["clear_run"]), st["since_window"])
 
+    def set_retired(self, retired: set[str]) -> list[str]:
+        """Apply the registry's lifecycle: these datasets are `retired`, others leave `retired` for `ok`.
+
+        Returns the datasets whose state changed. Counters restart, so a reactivated set needs fresh evidence.
+        """
+        changed = []
+        for name, st in self.states.items():
+            if (name in retired) != (st.state == RETIRED):
+                self.states[name] = DatasetState(RETIRED if name in retired else OK)
+                changed.append(name)
+        return changed
+
     def step(self, window: int, evidence: set[str]) -> list[Transition]:
         """Advance every dataset by one closed window; return the transitions it caused."""
         out = []
         for name, st in self.states.items():
             before = st.state
+            if before == RETIRED:
+                continue
             if name in evidence:
                 st.evidence_run += 1
                 st.clear_run = 0
@@ -106,7 +127,7 @@ class Policy:
         out = []
         for name in datasets:
             st = self.states[name]
-            if st.state == OK:
+            if st.state == OK:  # never a retired one
                 st.state, st.since_window, st.clear_run = WATCH, window, 0
                 out.append(Transition(name, OK, WATCH, window, window))
         return out

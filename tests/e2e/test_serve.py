@@ -74,6 +74,29 @@ def test_metrics_and_api(served_demo) -> None:
     assert _get(url + "/api/models/ticket-router/windows?last=x")[0] == 400
 
 
+def test_retire_resolves_the_page_on_the_live_metric(served_demo) -> None:
+    """`datasets retire` from another process: dataset_state 2 -> 4 within governance.poll_seconds (2 s in the demo)."""
+    url, _, work = served_demo
+    series = 'careful_monitor_dataset_state{dataset="tickets-synth-collapsed",model="ticket-router"}'
+    assert f"{series} 2.0" in _get(url + "/metrics")[1].decode()
+    cm = [sys.executable, "-m", "careful_monitor.cli", "datasets"]
+    cfg = ["--config", str(work / "config.yaml")]
+    r = subprocess.run([*cm, "retire", *cfg, "tickets-synth-collapsed", "--by", "oncall", "--reason", "alert"],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    deadline = time.monotonic() + 20
+    while f"{series} 4.0" not in _get(url + "/metrics")[1].decode():
+        assert time.monotonic() < deadline, "dataset_state did not become 4 (retired)"
+        time.sleep(0.5)
+    r = subprocess.run([*cm, "reactivate", *cfg, "tickets-synth-collapsed", "--by", "oncall", "--reason", "regen"],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr.decode()
+    deadline = time.monotonic() + 20
+    while f"{series} 0.0" not in _get(url + "/metrics")[1].decode():
+        assert time.monotonic() < deadline, "dataset_state did not go back to 0 (ok)"
+        time.sleep(0.5)
+
+
 def test_sigterm_exits_zero(served_demo) -> None:
     _, proc, _ = served_demo
     proc.send_signal(signal.SIGTERM)

@@ -9,7 +9,7 @@ import pytest
 from careful_monitor.engine.policy import Policy
 from careful_monitor.engine.types import PolicyState
 
-OK, WATCH, RETIRE, STALE = PolicyState
+OK, WATCH, RETIRE, STALE, _RETIRED = PolicyState
 
 
 def _run(p: Policy, evidence: list[set[str]], start: int = 0) -> list[tuple[int, str, str, str]]:
