@@ -20,6 +20,7 @@ from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, SettingsError
 
 from careful_monitor.errors import ConfigError
+from careful_monitor.safe_yaml import UnsafeYAMLError, load_yaml
 
 ENV_PREFIX = "CAREFUL_MONITOR_"
 ENV_CONFIG = "CAREFUL_MONITOR_CONFIG"
@@ -37,6 +38,10 @@ class _Strict(BaseModel):
 class ModelConfig(_Strict):
     anchor: str
     training_mix: dict[str, float] = Field(default_factory=dict)
+    #: what the mix was used for: `fine-tuning` is also checked against the cards' `no-fine-tuning`
+    training_kind: Literal["training", "fine-tuning"] = "training"
+    #: registered `role: evaluation` sets the model is evaluated on (governance checks, isolation)
+    evaluation: list[str] = Field(default_factory=list)
     features: dict[str, FeatureKindName] = Field(default_factory=dict)
 
     @field_validator("features")
@@ -91,6 +96,10 @@ class MinEffect(_Strict):
     distinct_ratio: float = 0.1
     length_ratio: float = 0.1
     confidence: float = 0.05
+    # Text two-sample tests and the multivariate test (issue 15).
+    token_presence: float = 0.1  # Cohen's h of the most significant token's document rate
+    novelty: float = 0.02  # absolute change of the mass of tokens outside the anchor's top-K
+    mmd: float = 0.01  # bias-corrected MMD of the copula scores (Gaussian kernel units)
 
 
 class AttributionConfig(_Strict):
@@ -129,6 +138,16 @@ class ProfileConfig(_Strict):
 class LimitsConfig(_Strict):
     max_event_bytes: int = Field(1_048_576, ge=64)
     versions_per_model: int = Field(5, ge=1)
+    #: plausible event time, epoch seconds (2000-01-01 .. 2100-01-01): a ts outside it that fits once
+    #: divided by 1000 is taken as milliseconds; anything else is a `schema` dead letter
+    ts_min: float = 946_684_800.0
+    ts_max: float = 4_102_444_800.0
+
+    @model_validator(mode="after")
+    def _ts_order(self) -> LimitsConfig:
+        if not self.ts_min < self.ts_max:
+            raise ValueError(f"ts_min ({self.ts_min}) must be below ts_max ({self.ts_max})")
+        return self
 
 
 class DeadLettersConfig(_Strict):
@@ -172,6 +191,27 @@ class HttpConfig(_Strict):
     port: int = Field(9308, ge=0, le=65535)
 
 
+class GovernanceConfig(_Strict):
+    """What a card states is checked when `replay`/`run` load the config (careful_monitor.governance)."""
+
+    #: enforce: a violation refuses to start (exit 2); warn: start, log it, export governance_violations
+    mode: Literal["enforce", "warn"] = "enforce"
+    #: how often a running replay/run re-reads the datasets' lifecycle (retire/reactivate) from the store
+    poll_seconds: float = Field(30.0, gt=0)
+    #: domain-specific use-limit slugs (`no-<purpose>`) cards may state besides the built-in ones;
+    #: recorded and shown, not checked by the monitor (it cannot know a model's purpose)
+    use_limits: list[str] = Field(default_factory=list)
+
+    @field_validator("use_limits")
+    @classmethod
+    def _slugs(cls, v: list[str]) -> list[str]:
+        for slug in v:
+            if not re.fullmatch(r"no-[a-z0-9]+(-[a-z0-9]+)*", slug):
+                raise ValueError(f"'{slug}' is not a use-limit slug: write no-<purpose> in lower case, "
+                                 "e.g. no-pricing-model")
+        return v
+
+
 class Config(_Strict):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     window: WindowConfig = Field(default_factory=WindowConfig)
@@ -182,6 +222,7 @@ class Config(_Strict):
     kafka: KafkaConfig = Field(default_factory=KafkaConfig)
     store: StoreConfig = Field(default_factory=StoreConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
+    governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
     #: folder of the config file (relative paths resolve against it); cwd without a file
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
     source: str | None = Field(None, exclude=True)
@@ -381,9 +422,15 @@ def load_config(
         if not p.is_file():
             raise ConfigError("--config", f"file {str(p)!r} does not exist", "pass an existing YAML file")
         try:
-            loaded = yaml.safe_load(p.read_text(encoding="utf-8"))
+            loaded = load_yaml(p)
+        except UnsafeYAMLError as exc:
+            raise ConfigError("(file)", f"{p} is refused: {exc}",
+                              "keep the config under 1 MiB and write values out instead of YAML aliases") from None
         except yaml.YAMLError as exc:
             raise ConfigError("(file)", f"{p} is not valid YAML: {exc}", "fix the YAML syntax") from None
+        except OSError as exc:
+            raise ConfigError("--config", f"cannot read {p}: {exc.strerror or exc}",
+                              "pass a readable YAML file") from None
         if loaded is None:
             loaded = {}
         if not isinstance(loaded, dict):

@@ -31,8 +31,11 @@ def iso(ts: float) -> str:
 
 
 def evidence_json(e: Evidence) -> dict[str, Any]:
-    return {"feature": e.feature, "signal": e.signal, "value": round_value(e.value), "p_value": round_p(e.p_value),
-            "effect": round_value(e.effect)}
+    doc = {"feature": e.feature, "signal": e.signal, "value": round_value(e.value), "p_value": round_p(e.p_value),
+           "effect": round_value(e.effect)}
+    if e.tokens:  # text tests name the words that moved ("+w" more / novel, "-w" fewer); absent otherwise
+        doc["tokens"] = list(e.tokens)
+    return doc
 
 
 def test_json(t: TestOutcome) -> dict[str, Any]:

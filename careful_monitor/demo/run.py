@@ -40,7 +40,7 @@ def _window_line(r: dict[str, Any]) -> str:
     att = {a["dataset"]: a for a in r["attribution"]}
     c = att.get(scenario.COLLAPSED, {})
     share = "  -  " if c.get("share") is None else f"{c['share']:.2f}"
-    top = ", ".join(f"{e['feature'].split('.', 1)[1]}:{e['signal']}" for e in r["evidence"][:3]) or "-"
+    top = ", ".join(f"{e['feature'].split('.', 1)[-1]}:{e['signal']}" for e in r["evidence"][:3]) or "-"
     states = " ".join(f"{k.replace('tickets-', '')}={v}" for k, v in r["states"].items() if v != "ok") or "all ok"
     return (f"{r['window']:>4} v{r['version'] or '?':<3} {len(r['flagged_features']):>2} flagged  "
             f"collapsed share {share} affinity {c.get('affinity', 0):+.2f}  {states:<38} {top}")
@@ -138,7 +138,7 @@ def run_demo(workdir: Path, *, serve: bool, port: int | None, seed: int, windows
         try:
             app.serve(port)
         except OSError as exc:
-            click.secho(f"   (HTTP not served: {exc}; pass --port 0 for any free port)", fg="yellow")
+            click.secho(f"   (HTTP not served: {exc})", fg="yellow")  # the message says --port 0
         _stream(app, paths, workdir, windows=windows, kafka=kafka, bootstrap=bootstrap, serve=serve, t0=t0)
 
 
@@ -188,5 +188,7 @@ def _stream(app: App, paths: dict[str, Path], workdir: Path, *, windows: int, ka
         stop = threading.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             signal.signal(sig, lambda *_: stop.set())
-        stop.wait()
+        # `datasets retire|reactivate` from another shell shows in dataset_state within poll_seconds
+        while not stop.wait(cfg.governance.poll_seconds):
+            app.pipeline.poll_lifecycle()
         click.echo("   stopped")

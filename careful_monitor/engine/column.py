@@ -18,6 +18,7 @@ from careful_monitor.engine.profile import (
     NumericProfile,
     ProbsProfile,
     TextProfile,
+    presence_counts,
     probs_to_arrays,
     to_float_array,
 )
@@ -117,12 +118,15 @@ def summarise(values: Sequence[Any], anchor: FeatureProfile) -> WindowColumn:
         index = {w: i for i, w in enumerate(anchor.tokens)}
         other = len(anchor.tokens)
         counts = np.zeros(other + 1, dtype=np.int64)
-        flat = [index.get(w, other) for t in toks for w in t]
-        if flat:
-            counts = np.bincount(np.array(flat), minlength=other + 1)
-        lengths = np.array([len(t) for t in toks], dtype=float)
+        flat = np.fromiter((index.get(w, other) for t in toks for w in t), dtype=np.int64)
+        if len(flat):
+            counts = np.bincount(flat, minlength=other + 1)
+        doc_len = np.fromiter((len(t) for t in toks), dtype=np.int64, count=len(toks))
+        doc_freq, other_per_doc = presence_counts(flat, doc_len, other)
         return WindowColumn(TEXT, len(texts), total, nulls, total - len(texts) - nulls, counts=counts,
-                            extra={"lengths": lengths, "distinct2": distinct2(toks)})
+                            extra={"lengths": doc_len.astype(float), "distinct2": distinct2(toks),
+                                   "doc_freq": doc_freq, "other_per_doc": other_per_doc,
+                                   "token_lists": toks, "token_ids": flat})
     raise ValueError(f"unknown kind {anchor.kind}")
 
 

@@ -100,7 +100,7 @@ def evaluate_window(cols: Mapping[str, list[Any]], features: Mapping[str, str], 
     flagged_at = {i for i, rej in zip(anchor_idx, rejected, strict=True)
                   if rej and raw[i][2].effect >= min_effect.get(EFFECT_KEYS.get(raw[i][2].test, raw[i][2].test), 0.0)}
     tests = tuple(TestOutcome(f, ref, r, i in flagged_at) for i, (f, ref, r) in enumerate(raw))
-    evidence = _interleave([Evidence(f, r.test, r.statistic, r.p_value, r.effect)
+    evidence = _interleave([Evidence(f, r.test, r.statistic, r.p_value, r.effect, r.tokens)
                             for i, (f, _, r) in enumerate(raw) if i in flagged_at])
     flagged_features = tuple(sorted({raw[i][0] for i in flagged_at}))
     return WindowEvaluation(tests, tuple(evidence), flagged_features, tuple(quality), window_counts)

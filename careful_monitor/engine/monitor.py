@@ -126,6 +126,11 @@ class ModelMonitor:
     def n_open(self) -> int:
         return self.window.n
 
+    def apply_lifecycle(self, retired: set[str]) -> list[str]:
+        """The registry's retired datasets become `retired` (no evidence, no alert; still attributed); others
+        leave `retired` for `ok`. Returns the datasets whose state changed."""
+        return self.policy.set_retired(retired)
+
     def states(self) -> dict[str, PolicyState]:
         return {name: st.state for name, st in self.policy.states.items()}
 
@@ -144,7 +149,7 @@ class ModelMonitor:
         return arr
 
     def _note_versions(self, versions: Sequence[str | None]) -> None:
-        for v in set(versions):
+        for v in dict.fromkeys(versions):  # first-appearance order (a set would be arbitrary)
             if v is None:
                 continue
             if v in self.version_order:

@@ -36,6 +36,7 @@ KINDS = tuple(FeatureKind)
 TAIL_Q = 0.01  # tails are the mass beyond the anchor's 1% / 99% quantiles
 RARE_P = 0.01  # a category rarer than 1% in the anchor is "rare"
 TEXT_TOP_TOKENS = 200
+TEXT_SPLIT_SEED = 15  # the anchor's vocabulary / held-out split (a constant: profiles are reproducible)
 DISTINCT_SIZES = (25, 50, 100, 200, 400, 800, 1600, 3200, 6400)
 
 
@@ -191,6 +192,14 @@ class TextProfile:
     distinct_sizes: np.ndarray  # number of texts
     distinct_mean: np.ndarray  # distinct-2 of that many texts (mean over draws)
     distinct_std: np.ndarray
+    # Document-level summaries for the token-presence and novelty tests (documents are the unit).
+    # For an anchor they are measured on a held-out half the vocabulary was not chosen on; for a
+    # synthetic set (vocabulary from its anchor) on all of its texts.
+    doc_freq: np.ndarray  # len(tokens) + 1: documents containing each top token; last: any other token
+    doc_n: int  # documents `doc_freq` and the novelty summaries were measured on
+    novelty: float  # tokens outside `tokens` / all tokens, over those documents
+    novelty_var: float  # per-document variance of (other_i - novelty * length_i) (ratio-estimator variance)
+    novelty_len: float  # mean tokens per document over those documents
 
     @property
     def hist(self) -> np.ndarray:
@@ -285,8 +294,17 @@ def _flatten(prof: Any, prefix: str, arrays: dict[str, np.ndarray]) -> dict[str,
     return spec
 
 
+class ProfileFormatError(ValueError):
+    """A stored profile written by an older careful-monitor that lacks what today's tests need."""
+
+
 def _unflatten(spec: dict[str, Any], prefix: str, arrays: dict[str, np.ndarray]) -> Any:
     cls = _CLASSES[spec["kind"]]
+    missing = [f.name for f in fields(cls) if f.name not in spec]
+    if missing:
+        raise ProfileFormatError(
+            f"stored {spec['kind']} profile {prefix.removeprefix('f:')!r} predates fields {', '.join(missing)}: "
+            "re-register the dataset (`careful-monitor datasets register`) to rebuild its profile")
     kwargs = {}
     for f in fields(cls):
         v = spec[f.name]
@@ -363,8 +381,15 @@ def text_profile(values: Sequence[Any], *, anchor: TextProfile | None, rng: np.r
     toks = tokenize_many(texts)
     lengths = np.array([len(t) for t in toks], dtype=float) if toks else np.zeros(1)
     flat = [w for t in toks for w in t]
+    held_out = list(range(len(toks)))
     if anchor is None:
-        words, cnt = (np.unique(np.array(flat, dtype=str), return_counts=True) if flat
+        # The vocabulary is chosen on one half of the anchor and the document-level summaries are
+        # measured on the other, so they are what a fresh sample of the anchor's law shows against
+        # this vocabulary (in-sample novelty is biased low: a top-K list fits its own sample).
+        # A local generator: the split leaves the caller's random stream (and the rest of the profile) as it was.
+        chosen, held_out = _text_split(len(toks))
+        pool = [w for i in chosen for w in toks[i]]
+        words, cnt = (np.unique(np.array(pool, dtype=str), return_counts=True) if pool
                       else (np.array([], dtype=str), np.array([], dtype=int)))
         order = np.argsort(-cnt, kind="stable")
         vocab = words[order][:TEXT_TOP_TOKENS].tolist()
@@ -374,11 +399,55 @@ def text_profile(values: Sequence[Any], *, anchor: TextProfile | None, rng: np.r
     counts = np.zeros(len(vocab) + 1, dtype=np.int64)
     for w in flat:
         counts[index.get(w, len(vocab))] += 1
+    doc_freq, other = document_summaries([toks[i] for i in held_out], index)
+    held_len = np.array([len(toks[i]) for i in held_out], dtype=float)
+    n_held = len(held_out)
+    total_len = float(held_len.sum())
+    novelty = float(other.sum()) / total_len if total_len else 0.0
+    resid = other - novelty * held_len
+    novelty_var = float(resid.var(ddof=1)) if n_held > 1 else 0.0
     sizes = np.array([s for s in DISTINCT_SIZES if s <= len(toks)] or [max(len(toks), 1)])
     mean, std = distinct_curve(toks, sizes, rng)
     return TextProfile(n=len(texts), null_rate=nulls / max(len(values), 1), tokens=vocab, counts=counts,
                        len_mean=float(lengths.mean()), len_std=float(lengths.std()) or 1.0,
-                       distinct_sizes=sizes, distinct_mean=mean, distinct_std=std)
+                       distinct_sizes=sizes, distinct_mean=mean, distinct_std=std,
+                       doc_freq=doc_freq, doc_n=n_held, novelty=novelty, novelty_var=novelty_var,
+                       novelty_len=total_len / n_held if n_held else 0.0)
+
+
+def _text_split(n: int) -> tuple[list[int], list[int]]:
+    """(documents the vocabulary is chosen on, held-out documents); all of them for both below 40."""
+    if n < 40:
+        return list(range(n)), list(range(n))
+    perm = np.random.default_rng(TEXT_SPLIT_SEED).permutation(n)
+    half = n // 2
+    return np.sort(perm[:half]).tolist(), np.sort(perm[half:]).tolist()
+
+
+def document_summaries(toks: Sequence[Sequence[str]], index: Mapping[str, int]) -> tuple[np.ndarray, np.ndarray]:
+    """(documents containing each vocabulary token, + last slot: any other token; other tokens per document)."""
+    k = len(index)
+    freq, others = np.zeros(k + 1, dtype=np.int64), []
+    for start in range(0, len(toks), 20_000):  # chunks bound the documents x vocabulary presence matrix
+        part = toks[start:start + 20_000]
+        ids = np.fromiter((index.get(w, k) for t in part for w in t), dtype=np.int64)
+        lengths = np.fromiter((len(t) for t in part), dtype=np.int64, count=len(part))
+        f, o = presence_counts(ids, lengths, k)
+        freq += f
+        others.append(o)
+    return freq, np.concatenate(others) if others else np.zeros(0)
+
+
+def presence_counts(ids: np.ndarray, lengths: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Token ids of documents laid end to end (lengths given) -> (doc frequency of each of k + 1 ids, other per doc)."""
+    n = len(lengths)
+    if n == 0 or len(ids) == 0:
+        return np.zeros(k + 1, dtype=np.int64), np.zeros(n, dtype=float)
+    doc = np.repeat(np.arange(n), lengths)
+    seen = np.zeros((n, k + 1), dtype=bool)
+    seen[doc, ids] = True
+    other = np.bincount(doc, weights=(ids == k), minlength=n)
+    return seen.sum(axis=0).astype(np.int64), other
 
 
 def probs_profile(values: Sequence[Any], *, anchor: ProbsProfile | None, bins: int, quantiles: int) -> ProbsProfile:

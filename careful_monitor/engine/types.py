@@ -5,10 +5,10 @@ topic, CLI `--json`) serialises them at its own boundary through `careful_monito
 writes the JSON documents of ARCHITECTURE.md. Times are epoch seconds (floats), never strings.
 Numbers are kept at full precision; rounding for display and storage happens at serialisation.
 
->>> FeatureKind("numeric") is FeatureKind.NUMERIC, PolicyState.ANCHOR_STALE.code
-(True, 3)
->>> PolicyState.RETIRE_RECOMMENDED.alerting, PolicyState.WATCH.alerting
-(True, False)
+>>> FeatureKind("numeric") is FeatureKind.NUMERIC, PolicyState.ANCHOR_STALE.code, PolicyState.RETIRED.code
+(True, 3, 4)
+>>> PolicyState.RETIRE_RECOMMENDED.alerting, PolicyState.WATCH.alerting, PolicyState.RETIRED.alerting
+(True, False, False)
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ class PolicyState(StrEnum):
     WATCH = "watch"
     RETIRE_RECOMMENDED = "retire_recommended"
     ANCHOR_STALE = "anchor_stale"
+    #: set from the dataset's lifecycle (`datasets retire`), never by evidence: no further alert for it
+    RETIRED = "retired"
 
     @property
     def code(self) -> int:
@@ -46,7 +48,8 @@ class PolicyState(StrEnum):
         return self in (PolicyState.RETIRE_RECOMMENDED, PolicyState.ANCHOR_STALE)
 
 
-_STATE_CODES = {PolicyState.OK: 0, PolicyState.WATCH: 1, PolicyState.RETIRE_RECOMMENDED: 2, PolicyState.ANCHOR_STALE: 3}
+_STATE_CODES = {PolicyState.OK: 0, PolicyState.WATCH: 1, PolicyState.RETIRE_RECOMMENDED: 2, PolicyState.ANCHOR_STALE: 3,
+                PolicyState.RETIRED: 4}
 
 
 class DatasetRole(StrEnum):
@@ -74,6 +77,8 @@ class TestResult:
     statistic: float
     p_value: float
     effect: float
+    #: words the test points at (text tests): "+w" in more window documents / novel, "-w" in fewer
+    tokens: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +105,7 @@ class Evidence:
     value: float
     p_value: float
     effect: float
+    tokens: tuple[str, ...] = ()  # the words a text test points at (TestResult.tokens)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,10 +11,12 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from careful_monitor import governance
 from careful_monitor.config import Config
 from careful_monitor.engine.monitor import ModelMonitor, MonitorSpec, WindowOutcome
 from careful_monitor.engine.profile import ReferenceProfile
 from careful_monitor.engine.state import StaleStateError
+from careful_monitor.engine.types import LifecycleState, PolicyState
 from careful_monitor.errors import ConfigError, StoreError
 from careful_monitor.sinks.prometheus import Metrics
 from careful_monitor.sources.decode import EventDecoder, Rejected
@@ -71,6 +73,18 @@ def load_references(cfg: Config, store: Store, model: str) -> tuple[ReferencePro
     return anchor, synthetic
 
 
+def log_outcome(outcome: WindowOutcome) -> None:
+    """One INFO line per closed window and one WARNING line per alert it raised (replay and run alike)."""
+    r = outcome.result
+    not_ok = {d: str(st) for d, st in r.states.items() if st != PolicyState.OK}
+    log.info("window closed: model=%s window=%d events=%d flagged_features=%d not_ok=%s",
+             r.model, r.window, r.n_events, len(r.flagged_features),
+             ",".join(f"{d}:{st}" for d, st in sorted(not_ok.items())) or "none")
+    for a in outcome.alerts:
+        log.warning("alert raised: alert_id=%s dataset=%s state=%s share=%s action=%s",
+                    a.alert_id, a.dataset, a.state, "n/a" if a.share is None else f"{a.share:.3f}", a.action)
+
+
 @dataclass
 class BatchReport:
     accepted: int = 0
@@ -81,22 +95,72 @@ class BatchReport:
 class Pipeline:
     def __init__(self, cfg: Config, store: Store, metrics: Metrics, *,
                  on_reject: Callable[[Sequence[Rejected]], None] = lambda r: None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, poll_clock: Callable[[], float] = time.monotonic) -> None:
         self.cfg, self.store, self.metrics, self.on_reject, self.clock = cfg, store, metrics, on_reject, clock
         if not cfg.models:
             raise ConfigError("models", "no model is configured", "add a model under 'models:' in the config file")
+        self._check_governance()
         states = store.load_states()
+        lifecycle = self._lifecycle()
         self.monitors: dict[str, ModelMonitor] = {}
         for model in cfg.models:
             anchor, synthetic = load_references(cfg, store, model)
             mon = self._monitor(model, monitor_spec(cfg, model), anchor, synthetic, states.get(model))
+            mon.apply_lifecycle({d for d in mon.states() if lifecycle.get(d) == LifecycleState.RETIRED})
             self.monitors[model] = mon
             metrics.init_model(model, [*synthetic, anchor.name])
             for dataset, state in mon.states().items():
                 metrics.dataset_state.labels(model, dataset).set(state.code)
-        self.decoder = EventDecoder({m: list(c.features) for m, c in cfg.models.items()}, cfg.limits.max_event_bytes)
+        self.decoder = EventDecoder({m: list(c.features) for m, c in cfg.models.items()}, cfg.limits.max_event_bytes,
+                                    ts_min=cfg.limits.ts_min, ts_max=cfg.limits.ts_max)
         self._versions: dict[str, list[str]] = {m: list(mon.version_order) for m, mon in self.monitors.items()}
         self.dirty: set[str] = set()
+        self.poll_clock = poll_clock
+        self._polled_at = poll_clock()
+
+    def _check_governance(self) -> None:
+        """Cards against the config: refuse (enforce) or log one line and export the violations (warn)."""
+        violations = governance.check(self.cfg, self.store)
+        if not violations:
+            return
+        if self.cfg.governance.mode == "enforce":
+            raise governance.GovernanceError(violations)
+        log.warning("governance.mode warn: starting with %d violation(s): %s", len(violations),
+                    "; ".join(str(v) for v in violations))
+        for v in violations:
+            self.metrics.governance_violation(v.model, v.dataset, v.rule)
+
+    def _lifecycle(self) -> dict[str, str]:
+        """dataset -> lifecycle state, as the registry holds it now."""
+        return self.store.dataset_states()
+
+    def poll_lifecycle(self) -> list[tuple[str, str]]:
+        """Re-read the registry's lifecycle (`datasets retire|reactivate` by the CLI) and apply it to every model.
+
+        Returns the (model, dataset) pairs whose policy state changed; their `dataset_state` is updated at once.
+        """
+        self._polled_at = self.poll_clock()
+        try:
+            lifecycle = self._lifecycle()
+        except StoreError as exc:  # the store being down is handled where batches are persisted
+            log.warning("could not re-read the datasets' lifecycle (next try in %ss): %s",
+                        self.cfg.governance.poll_seconds, exc)
+            return []
+        changed = []
+        for model, mon in self.monitors.items():
+            for dataset in mon.apply_lifecycle({d for d in mon.states() if lifecycle.get(d) == LifecycleState.RETIRED}):
+                state = mon.states()[dataset]
+                self.metrics.dataset_state.labels(model, dataset).set(state.code)
+                log.info("lifecycle: model=%s dataset=%s is now %s", model, dataset, state)
+                changed.append((model, dataset))
+                self.dirty.add(model)
+        return changed
+
+    def poll_lifecycle_if_due(self) -> list[tuple[str, str]]:
+        """`poll_lifecycle` when `governance.poll_seconds` have passed since the last poll."""
+        if self.poll_clock() - self._polled_at >= self.cfg.governance.poll_seconds:
+            return self.poll_lifecycle()
+        return []
 
     def _monitor(self, model: str, spec: MonitorSpec, anchor: ReferenceProfile,
                  synthetic: dict[str, ReferenceProfile], snapshot: bytes | None) -> ModelMonitor:
@@ -115,14 +179,21 @@ class Pipeline:
             self.monitors[model] = self._monitor(model, mon.spec, mon.anchor, mon.synthetic, states.get(model))
             self._versions[model] = list(self.monitors[model].version_order)
         self.dirty.clear()
+        self.poll_lifecycle()  # a stored snapshot may predate a retire or reactivate
 
     def handle(self, lines: Sequence[bytes], fallback_ts: Sequence[float | None] | None = None) -> BatchReport:
         """Decode and process one batch; nothing is persisted until `persist`."""
+        self.poll_lifecycle_if_due()
         decoded = self.decoder.decode(lines, fallback_ts)
         report = BatchReport(accepted=decoded.accepted, rejected=decoded.rejected)
         if decoded.rejected:
+            rejected_by_model: dict[str, int] = {}
             for rej in decoded.rejected:
                 self.metrics.count_dead_letter(rej.reason)
+                if rej.model in self.monitors:  # unknown models are counted in dead_letters_total only
+                    rejected_by_model[rej.model] = rejected_by_model.get(rej.model, 0) + 1
+            for model, n in rejected_by_model.items():
+                self.metrics.count_events(model, 0, n)
             self.on_reject(decoded.rejected)
         now = self.clock()
         for model, batch in decoded.batches.items():
@@ -133,6 +204,7 @@ class Pipeline:
             elapsed = time.perf_counter() - t0
             for o in outcomes:
                 self.metrics.window(model, o, elapsed / len(outcomes))
+                log_outcome(o)
             report.outcomes.extend(outcomes)
             self.metrics.event_time(model, mon.last_ts, now, mon.open_events)
             self._sync_versions(model, mon)
@@ -140,11 +212,10 @@ class Pipeline:
         return report
 
     def _sync_versions(self, model: str, mon: ModelMonitor) -> None:
-        old = self._versions[model]
-        if old != mon.version_order:
-            for v in set(old) - set(mon.version_order):
-                self.metrics.drop_version(model, v)
-            self._versions[model] = list(mon.version_order)
+        """Export only the engine's last `versions_per_model` versions, also dropping those that entered and
+        left the kept list within one batch (compared with what is exported, not with the previous list)."""
+        self.metrics.keep_versions(model, mon.version_order)  # cheap: a walk over the exported versions
+        self._versions[model] = list(mon.version_order)
 
     def flush(self) -> list[WindowOutcome]:
         """Close every open window that holds `window.min_size` events (`replay --flush`)."""
@@ -153,6 +224,7 @@ class Pipeline:
         for model, mon in self.monitors.items():
             for o in mon.flush(now):
                 self.metrics.window(model, o, 0.0)
+                log_outcome(o)
                 out.append(o)
                 self.dirty.add(model)
         return out

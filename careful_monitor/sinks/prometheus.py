@@ -4,15 +4,22 @@ Label values come only from the configuration (model, feature, reference, datase
 sets (outcome, reason, state, signal, test), from Kafka's assignment (topic, partition) or from the
 last `limits.versions_per_model` model versions; never from an event id or an unknown model.
 Children are cached, so a window's update is a dictionary lookup and a `set` per series.
+
+No `*_created` series: prometheus_client 0.26 can only switch them off process-wide
+(`disable_created_metrics()`), so the exposition filters them out of this registry instead and
+nothing global changes. The monitor's own `process_*` (RSS, CPU, open fds) and `python_info` are on
+the same registry (ProcessCollector, PlatformCollector).
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import generate_latest
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from careful_monitor import __version__
 from careful_monitor.engine.comparisons.catalogue import SIGNATURE_NAMES
@@ -21,14 +28,31 @@ from careful_monitor.engine.monitor import WindowOutcome
 NAMESPACE = "careful_monitor"
 
 
+class _WithoutCreated(Collector):
+    """A registry's collection without the `*_created` samples of counters and histograms."""
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.registry = registry
+
+    def collect(self) -> Iterator[Metric]:
+        for m in self.registry.collect():
+            if m.type in ("counter", "histogram", "summary", "gaugehistogram"):
+                m.samples = [s for s in m.samples if not s.name.endswith("_created")]
+            yield m
+
+
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None, versions_kept: int = 5) -> None:
         self.versions_kept = versions_kept
         r = self.registry = registry or CollectorRegistry(auto_describe=True)
-        self.events = Counter("events", "Events read, by model and outcome (accepted|rejected).", ["model", "outcome"],
-                              namespace=NAMESPACE, registry=r)
+        self.events = Counter("events",
+                              "Events read, by configured model and outcome (accepted|rejected); events naming an "
+                              "unknown model, or too broken to name one, are only in dead_letters_total.",
+                              ["model", "outcome"], namespace=NAMESPACE, registry=r)
         self.windows = Counter("windows", "Windows closed and evaluated.", ["model"], namespace=NAMESPACE, registry=r)
-        self.drift_statistic = Gauge("drift_statistic", "Last window's test statistic per feature, reference and test.",
+        self.drift_statistic = Gauge("drift_statistic",
+                                     "Last window's test statistic per feature, reference and test; each test has "
+                                     "its own scale (KS, chi-square, PSI, ...), so never aggregate across `test`.",
                                      ["model", "feature", "reference", "test"], namespace=NAMESPACE, registry=r)
         self.drift_p_value = Gauge("drift_p_value", "Last window's p-value per feature, reference and test.",
                                    ["model", "feature", "reference", "test"], namespace=NAMESPACE, registry=r)
@@ -58,8 +82,12 @@ class Metrics:
         self.share_se = Gauge("synthetic_share_stderr", "Standard error of synthetic_share.", ["model", "dataset"],
                               namespace=NAMESPACE, registry=r)
         self.dataset_state = Gauge("dataset_state",
-                                   "Policy state: 0 ok, 1 watch, 2 retire_recommended, 3 anchor_stale.",
+                                   "Policy state: 0 ok, 1 watch, 2 retire_recommended, 3 anchor_stale, 4 retired.",
                                    ["model", "dataset"], namespace=NAMESPACE, registry=r)
+        self.governance_violations = Gauge("governance_violations",
+                                           "1 per (model, dataset, rule) the config breaks in governance.mode: warn "
+                                           "(rule: careful_monitor.governance.RULES).",
+                                           ["model", "dataset", "rule"], namespace=NAMESPACE, registry=r)
         self.alerts = Counter("retirement_alerts", "Alerts raised (retire_recommended and anchor_stale).",
                               ["model", "dataset"], namespace=NAMESPACE, registry=r)
         self.dead_letters = Counter("dead_letters", "Rejected events, by reason.", ["reason"], namespace=NAMESPACE,
@@ -80,9 +108,15 @@ class Metrics:
                            registry=r)
         self.build_info = Gauge("build_info", "Build information.", ["version"], namespace=NAMESPACE, registry=r)
         self.build_info.labels(__version__).set(1)
+        with contextlib.suppress(ValueError):  # a registry passed in may already hold them
+            ProcessCollector(registry=r)
+        with contextlib.suppress(ValueError):
+            PlatformCollector(registry=r)
         for reason in ("decode", "schema", "unknown_model", "too_large"):
             self.dead_letters.labels(reason)  # present at 0 from the start, so rate() works
         self._children: dict[tuple, object] = {}
+        #: per model: versions with collapse_signal_by_version series, in the order last set (insertion-ordered)
+        self._versions_seen: dict[str, dict[str, None]] = {}
 
     def _child(self, metric, *labels):
         key = (id(metric), labels)
@@ -104,6 +138,10 @@ class Metrics:
             self._child(self.events, model, "accepted").inc(accepted)
         if rejected:
             self._child(self.events, model, "rejected").inc(rejected)
+
+    def governance_violation(self, model: str, dataset: str, rule: str) -> None:
+        """A violation the service started with (governance.mode: warn); labels come from the config."""
+        self._child(self.governance_violations, model, dataset, rule).set(1)
 
     def count_dead_letter(self, reason: str, n: int = 1) -> None:
         self._child(self.dead_letters, reason).inc(n)
@@ -128,6 +166,7 @@ class Metrics:
             if r.test in SIGNATURE_NAMES:
                 c(self.collapse_signal, model, feature, r.test).set(r.statistic)
                 if version is not None:
+                    self._note_version(model, version)
                     c(self.collapse_by_version, model, version, feature, r.test).set(r.statistic)
                     self._trend(model, version, feature, r.test, r.statistic)
             c(self.drift_detected, model, feature).set(1 if feature in flagged_features else 0)
@@ -156,6 +195,27 @@ class Metrics:
             slope = sum((i - xm) * (v - ym) for i, v in enumerate(y)) / sum((i - xm) ** 2 for i in range(n))
             self._child(self.collapse_trend, model, feature, signal).set(slope)
 
+    def _note_version(self, model: str, version: str) -> None:
+        """Keep at most `versions_kept` versions exported per model: the most recent; older ones are dropped."""
+        seen = self._versions_seen.setdefault(model, {})
+        if version in seen:
+            if next(reversed(seen)) == version:
+                return
+            del seen[version]
+        seen[version] = None
+        while len(seen) > self.versions_kept:
+            self.drop_version(model, next(iter(seen)))
+
+    def keep_versions(self, model: str, keep: Iterable[str]) -> None:
+        """Drop every exported version series of `model` not in `keep` (the engine's last versions)."""
+        kept = set(keep)
+        for v in [v for v in self._versions_seen.get(model, {}) if v not in kept]:
+            self.drop_version(model, v)
+
+    def exported_versions(self, model: str) -> list[str]:
+        """Versions of `model` with collapse_signal_by_version series, oldest first."""
+        return list(self._versions_seen.get(model, {}))
+
     def drop_version(self, model: str, version: str) -> None:
         """Forget series of a model version that fell out of the last `versions_per_model`."""
         for key in [k for k in self._children if k[0] == id(self.collapse_by_version) and k[1][:2] == (model, version)]:
@@ -163,6 +223,7 @@ class Metrics:
             with contextlib.suppress(KeyError):
                 self.collapse_by_version.remove(*labels)
             del self._children[key]
+        self._versions_seen.get(model, {}).pop(version, None)
 
     def exposition(self) -> bytes:
-        return generate_latest(self.registry)
+        return generate_latest(_WithoutCreated(self.registry))

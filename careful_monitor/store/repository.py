@@ -331,6 +331,11 @@ class Store:
         with self._session() as session:
             return [_dataset_record(r) for r in session.scalars(select(DatasetRow).order_by(DatasetRow.name))]
 
+    def dataset_states(self) -> dict[str, str]:
+        """Every registered dataset's lifecycle state, by name (no cards or profiles loaded: cheap to poll)."""
+        with self._session() as session:
+            return {name: state for name, state in session.execute(select(DatasetRow.name, DatasetRow.state))}
+
     def set_dataset_state(self, name: str, action: str, *, by: str, reason: str) -> DatasetRecord:
         """Apply a lifecycle action ('review', 'retire', 'reactivate') and log it in the audit log."""
         if action not in LIFECYCLE:

@@ -11,8 +11,7 @@ import pytest
 from careful_monitor.config import MinEffect
 from careful_monitor.demo import scenario
 from careful_monitor.engine.column import summarise
-from careful_monitor.engine.comparisons.catalogue import SIGNATURES, TESTS
-from careful_monitor.engine.comparisons.joint import JointCorrelation
+from careful_monitor.engine.comparisons.catalogue import SIGNATURES, TESTS, WINDOW_COMPARISONS
 from careful_monitor.engine.detectors import make_detector
 from careful_monitor.engine.profile import build_profile
 from tests.unit.conftest import demo_monitor, events_to_batch, rows_to_columns
@@ -51,13 +50,15 @@ def test_window_test_conformance(test, same_law) -> None:
     assert ran, f"{test.name} ran on no feature of the demo scenario"
 
 
-def test_joint_test_conformance(same_law) -> None:
+@pytest.mark.parametrize("test", WINDOW_COMPARISONS, ids=lambda t: t.name)
+def test_joint_test_conformance(test, same_law) -> None:
     anchor, cols, _ = same_law
     raw = {f: np.array(cols[f], dtype=float) for f in anchor.joint.features}
-    r = JointCorrelation().compare_window(anchor, raw)
+    r = test.compare_window(anchor, raw)
     assert r is not None and 0 <= r.p_value <= 1
-    assert r.p_value > 1e-3 or r.effect < FLOORS["joint"]
-    assert JointCorrelation().compare_window(anchor, raw) == r
+    assert math.isfinite(r.statistic) and math.isfinite(r.effect)
+    assert r.p_value > 1e-3 or r.effect < FLOORS[test.effect_key]
+    assert test.compare_window(anchor, raw) == r
 
 
 @pytest.mark.parametrize("kind", ["cusum", "adwin", "page_hinkley", "kswin"])
