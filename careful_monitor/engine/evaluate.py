@@ -26,6 +26,7 @@ import numpy as np
 
 from careful_monitor.engine.column import WindowColumn, summarise, summarise_probs
 from careful_monitor.engine.comparisons.catalogue import EFFECT_KEYS, SIGNATURE_NAMES, WINDOW_COMPARISONS, for_kind
+from careful_monitor.engine.comparisons.copula import WindowRows
 from careful_monitor.engine.fdr import benjamini_hochberg
 from careful_monitor.engine.profile import CATEGORICAL, NUMERIC, FeatureProfile, ProbsProfile, ReferenceProfile
 from careful_monitor.engine.types import Evidence, QualityRate, TestOutcome, TestResult
@@ -91,8 +92,9 @@ def evaluate_window(cols: Mapping[str, list[Any]], features: Mapping[str, str], 
                     raw.append((f, name, r))
         quality.extend(_quality(f, kind, col, aprof))
     if joint_columns:
+        rows = WindowRows(joint_columns)  # copula scores computed once for every window-level test
         for wc in WINDOW_COMPARISONS:
-            r = wc.compare_window(anchor, joint_columns)
+            r = wc.compare_window(anchor, rows)
             if r is not None:
                 anchor_idx.append(len(raw))
                 raw.append((JOINT, anchor.name, r))

@@ -26,10 +26,9 @@ from collections.abc import Mapping
 import numpy as np
 from scipy import special
 
-from careful_monitor.engine.profile import ReferenceProfile, normal_scores
+from careful_monitor.engine.comparisons.copula import copula_scores
+from careful_monitor.engine.profile import ReferenceProfile
 from careful_monitor.engine.types import TestResult
-
-MIN_N = 30
 
 
 class JointCorrelation:
@@ -39,19 +38,13 @@ class JointCorrelation:
     effect_key = "joint"
 
     def compare_window(self, reference: ReferenceProfile, window: Mapping[str, np.ndarray]) -> TestResult | None:
-        anchor, columns = reference, window
-        joint = anchor.joint
-        if joint is None:
+        found = copula_scores(reference, window)
+        if found is None:
             return None
-        names = [f for f in joint.features if f in columns]
-        if len(names) < 2:
-            return None
-        m = np.column_stack([columns[f] for f in names])
-        m = m[np.isfinite(m).all(axis=1)]
-        n = len(m)
-        if n < MIN_N:
-            return None
-        z = np.column_stack([normal_scores(m[:, j], anchor.features[f]) for j, f in enumerate(names)])  # type: ignore[arg-type]
+        names, z = found
+        n = len(z)
+        joint = reference.joint
+        assert joint is not None  # copula_scores found its features
         idx = [joint.features.index(f) for f in names]
         ref_corr = joint.corr[np.ix_(idx, idx)]
         with np.errstate(invalid="ignore", divide="ignore"):

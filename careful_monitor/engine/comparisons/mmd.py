@@ -52,10 +52,10 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from careful_monitor.engine.profile import FeatureProfile, JointProfile, NumericProfile, ReferenceProfile, normal_scores
+from careful_monitor.engine.comparisons.copula import copula_scores
+from careful_monitor.engine.profile import JointProfile, ReferenceProfile
 from careful_monitor.engine.types import TestResult
 
-MIN_N = 30
 FEATURES = 32  # D: random Fourier features (cost per window ~ n x d x D)
 SEED = 20261201  # the frequencies' seed: a constant, so every process derives the same ones
 MEDIAN_ROWS = 1000  # rows of the joint sample the median heuristic looks at
@@ -107,11 +107,6 @@ def _null(joint: JointProfile, idx: tuple[int, ...]) -> _Null:
     return found
 
 
-def _numeric(p: FeatureProfile) -> NumericProfile:
-    assert isinstance(p, NumericProfile)  # the joint sample holds numeric features only
-    return p
-
-
 class MMD:
     """Random-Fourier-feature MMD between the window and the anchor's joint sample, Hotelling/F null."""
 
@@ -119,19 +114,13 @@ class MMD:
     effect_key = "mmd"
 
     def compare_window(self, reference: ReferenceProfile, window: Mapping[str, np.ndarray]) -> TestResult | None:
+        found = copula_scores(reference, window)
+        if found is None:
+            return None
+        names, z = found
+        n = len(z)
         joint = reference.joint
-        if joint is None:
-            return None
-        names = [f for f in joint.features if f in window]
-        if len(names) < 2:
-            return None
-        m = np.column_stack([window[f] for f in names])
-        m = m[np.isfinite(m).all(axis=1)]
-        n = len(m)
-        if n < MIN_N:
-            return None
-        profiles = [reference.features[f] for f in names]
-        z = np.column_stack([normal_scores(m[:, j], _numeric(p)) for j, p in enumerate(profiles)])
+        assert joint is not None  # copula_scores found its features
         null = _null(joint, tuple(joint.features.index(f) for f in names))
         if null.n_ref <= null.rank + 1:
             return None
