@@ -22,7 +22,7 @@ from __future__ import annotations
 import io
 import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -524,7 +524,3 @@ def build_profile(name: str, role: str, columns: Mapping[str, Sequence[Any]], *,
         numeric = {f: p for f, p in feats.items() if isinstance(p, NumericProfile)}
         joint = joint_profile({f: columns[f] for f in numeric}, numeric, rows=joint_sample, rng=rng)
     return ReferenceProfile(name, role, anchored_by, n_rows, feats, joint)
-
-
-def iter_numeric(profile: ReferenceProfile) -> Iterable[tuple[str, NumericProfile]]:
-    return ((f, p) for f, p in profile.features.items() if isinstance(p, NumericProfile))

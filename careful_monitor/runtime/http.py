@@ -1,6 +1,6 @@
 """The HTTP server: /metrics, /healthz, /readyz and the read-only JSON API, on aiohttp.
 
-`serve_in_thread` runs it beside a synchronous command (replay, demo) on its own event loop.
+`ServerThread` runs it beside a synchronous command (replay, demo, run) on its own event loop.
 """
 
 from __future__ import annotations
