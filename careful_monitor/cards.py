@@ -25,6 +25,8 @@ USE_LIMITS = {
 class Provenance(BaseModel):
     model_config = ConfigDict(extra="allow")
     generator: str | None = None
+    #: the registered dataset this one was generated from (checked at registration; cycles refused)
+    parent: str | None = None
 
 
 class Card(BaseModel):

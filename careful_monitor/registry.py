@@ -12,6 +12,7 @@ from careful_monitor.cards import Card, data_relative, load_card
 from careful_monitor.config import Config
 from careful_monitor.engine.profile import ReferenceProfile, build_profile
 from careful_monitor.errors import ManifestError, RegistryError
+from careful_monitor.lineage import check_parent
 from careful_monitor.sources.datasets import DataFormatError, file_sha256, read_dataset
 from careful_monitor.store import DatasetRecord, Store
 
@@ -75,6 +76,7 @@ def register(cfg: Config, store: Store, manifest: str | Path, *, by: str, seed: 
         if rec.role != "real":
             raise RegistryError(f"{manifest}: anchored_by '{card.anchored_by}' has role {rec.role}, must be real")
         anchor = ReferenceProfile.from_bytes(rec.profile)
+    check_parent(store, str(manifest), card)  # after the anchor: a missing anchor is the first thing to fix
     try:
         columns = read_dataset(data_path)
     except (DataFormatError, OSError, ValueError) as exc:

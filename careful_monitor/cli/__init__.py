@@ -18,6 +18,7 @@ from careful_monitor.cli.datasets import datasets
 from careful_monitor.cli.db import db
 from careful_monitor.cli.demo import demo
 from careful_monitor.cli.kafka import run, simulate, topics
+from careful_monitor.cli.lineage import lineage
 from careful_monitor.cli.replay import replay
 
 
@@ -40,7 +41,7 @@ def main(log_level: str, log_format: str) -> None:
     setup_logging(log_level, log_format)
 
 
-for _command in (datasets, alerts, db, replay, run, topics, simulate, demo, bench):
+for _command in (datasets, alerts, lineage, db, replay, run, topics, simulate, demo, bench):
     main.add_command(_command)
 
 __all__ = ["main"]

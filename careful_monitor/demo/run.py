@@ -14,7 +14,7 @@ import yaml
 
 from careful_monitor.app import App, build, open_store
 from careful_monitor.config import Config, load_config
-from careful_monitor.contracts import alert_json, window_json
+from careful_monitor.contracts import window_json
 from careful_monitor.demo import scenario
 from careful_monitor.demo.files import write_scenario
 
@@ -160,7 +160,7 @@ def _stream(app: App, paths: dict[str, Path], workdir: Path, *, windows: int, ka
     else:
         stats = replay(app.pipeline, [str(paths["events"])],
                        on_window=lambda o: click.echo("   " + _window_line(window_json(o.result))))
-        alerts = [alert_json(a) for a in stats.alerts]
+        alerts = app.pipeline.alert_docs(stats.alerts)
         rejected = sum(stats.rejected.values())
         click.echo(f"\n   {stats.accepted} events accepted, {rejected} rejected "
                    f"({', '.join(f'{k}={v}' for k, v in sorted(stats.rejected.items()))}) "

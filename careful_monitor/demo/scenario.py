@@ -164,7 +164,7 @@ CARDS = {
     COLLAPSED: {"name": COLLAPSED, "role": "synthetic", "purpose": "cover rare refund intents the logs under-sample",
                 "anchored_by": ANCHOR,
                 "provenance": {"generator": "some-llm-2025-06", "prompt_ref": "prompts/refund.txt", "seed": 7,
-                               "parameters": {"temperature": 0.3}, "parent": "tickets-synth-v1"},
+                               "parameters": {"temperature": 0.3}, "parent": ANCHOR},
                 "evaluation_isolation": {"excluded_from": ["tickets-eval-2025q3"]},
                 "filtering": {"gates": ["dedup", "toxicity<0.2"]}, "use_limits": ["no-evaluation"],
                 "lifecycle": {"owner": "data-platform", "review_every_days": 30},

@@ -85,10 +85,17 @@ def make_app(metrics: Metrics, store: Store, *, is_ready: Callable[[], bool] = l
         rows = await asyncio.to_thread(store.last_windows, model, last)
         return _json(rows)
 
+    async def lineage(req: web.Request) -> web.Response:
+        from careful_monitor.lineage import lineage_doc
+
+        doc = await asyncio.to_thread(lineage_doc, store, req.match_info["model"])
+        return _json(doc)  # the same JSON as `lineage show --json`, `versions: []` for a model with none recorded
+
     app = web.Application()
     app.add_routes([web.get("/metrics", metrics_handler), web.get("/healthz", healthz), web.get("/readyz", readyz),
                     web.get("/api/alerts", alerts), web.get("/api/datasets", datasets),
-                    web.get("/api/models/{model}/windows", windows)])
+                    web.get("/api/models/{model}/windows", windows),
+                    web.get("/api/models/{model}/lineage", lineage)])
     return app
 
 

@@ -33,7 +33,6 @@ import orjson
 from kafka.errors import KafkaTimeoutError
 
 from careful_monitor.config import Config
-from careful_monitor.contracts import alert_json
 from careful_monitor.engine.types import Alert
 from careful_monitor.errors import StoreError
 from careful_monitor.runtime.pipeline import BatchReport, Pipeline
@@ -140,11 +139,6 @@ def kafka_python_producer(cfg: Config) -> Producer:
 def _alert_key(alert: Alert) -> bytes:
     """The message key of an alert: its model, so one model's alerts stay in order on one partition."""
     return alert.model.encode()
-
-
-def _alert_bytes(alert: Alert) -> bytes:
-    """The message value of an alert: the JSON object of ARCHITECTURE.md ("Policy"), as the store keeps it."""
-    return orjson.dumps(alert_json(alert))
 
 
 async def _bounded(call: Awaitable[Any], what: str) -> None:
@@ -318,8 +312,8 @@ class KafkaService:
                                headers=[("reason", rej.reason.encode()), ("detail", rej.detail[:500].encode())])
         self._pending_rejects.clear()
         for o in report.outcomes:
-            for alert in o.alerts:
-                self.producer.send(alert_topic, key=_alert_key(alert), value=_alert_bytes(alert))
+            for alert, doc in zip(o.alerts, self.pipeline.alert_docs(o.alerts), strict=True):
+                self.producer.send(alert_topic, key=_alert_key(alert), value=orjson.dumps(doc))
         while True:
             try:
                 self.producer.flush(BROKER_CALL_TIMEOUT_S)

@@ -10,13 +10,15 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
-from careful_monitor import governance
+from careful_monitor import governance, lineage
 from careful_monitor.config import Config
+from careful_monitor.contracts import alert_json
 from careful_monitor.engine.monitor import ModelMonitor, MonitorSpec, WindowOutcome
 from careful_monitor.engine.profile import ReferenceProfile
 from careful_monitor.engine.state import StaleStateError
-from careful_monitor.engine.types import LifecycleState, PolicyState
+from careful_monitor.engine.types import Alert, LifecycleState, PolicyState
 from careful_monitor.errors import ConfigError, StoreError
 from careful_monitor.sinks.prometheus import Metrics
 from careful_monitor.sources.decode import EventDecoder, Rejected
@@ -100,6 +102,12 @@ class Pipeline:
         if not cfg.models:
             raise ConfigError("models", "no model is configured", "add a model under 'models:' in the config file")
         self._check_governance()
+        self._trained: dict[tuple[str, str], list[str]] = lineage.trained_versions(store, list(cfg.models))
+        mismatches = lineage.mix_mismatches(cfg, store)
+        if mismatches:
+            log.warning("training_mix differs from the recorded lineage (the monitor compares with the config; "
+                        "record the deployed version with `careful-monitor lineage record`): %s",
+                        "; ".join(mismatches))
         states = store.load_states()
         lifecycle = self._lifecycle()
         self.monitors: dict[str, ModelMonitor] = {}
@@ -229,10 +237,22 @@ class Pipeline:
                 self.dirty.add(model)
         return out
 
+    def alert_docs(self, alerts: Sequence[Alert]) -> list[dict[str, Any]]:
+        """The alerts' JSON documents with `trained_versions` from the lineage (read once per call with alerts).
+
+        If the store cannot be read, the lineage last read is used (the batch is stored later, when it is back).
+        """
+        if alerts:
+            try:
+                self._trained = lineage.trained_versions(self.store, list(self.cfg.models))
+            except StoreError as exc:
+                log.warning("could not re-read the lineage, alerts carry the one read before: %s", exc)
+        return [alert_json(a, self._trained.get((a.model, a.dataset), [])) for a in alerts]
+
     def persist(self, outcomes: Sequence[WindowOutcome], offsets: Sequence[tuple[str, str, int, int]] = ()) -> None:
         """Store window results, alerts and the touched models' engine state in one transaction."""
         windows = [o.result for o in outcomes]
-        alerts = [a for o in outcomes for a in o.alerts]  # typed: the store serialises them
+        alerts = self.alert_docs([a for o in outcomes for a in o.alerts])
         states = {m: self.monitors[m].snapshot() for m in self.dirty}
         self.store.commit_batch(windows=windows, alerts=alerts, states=states, offsets=list(offsets))
         self.dirty.clear()

@@ -153,3 +153,16 @@ class OffsetRow(Base):
     kafka_partition: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
     next_offset: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime]
+
+
+class LineageRow(Base):
+    """One dataset of the training mix of one recorded model version (`lineage record`); written once."""
+
+    __tablename__ = "lineage"
+
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    version: Mapped[str] = mapped_column(String(200), primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(200), ForeignKey("datasets.name"), primary_key=True)
+    share: Mapped[float] = mapped_column(Float)
+    recorded_at: Mapped[datetime]
+    recorded_by: Mapped[str] = mapped_column(String(200))

@@ -35,3 +35,15 @@ class AuditRecord:
     by: str
     reason: str
     at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class LineageRecord:
+    """One dataset of one recorded model version's training mix, with its share, time and actor."""
+
+    model: str
+    version: str
+    dataset: str
+    share: float
+    recorded_at: datetime
+    recorded_by: str

@@ -36,10 +36,11 @@ from careful_monitor.store.models import (
     AuditRow,
     DatasetRow,
     EngineStateRow,
+    LineageRow,
     OffsetRow,
     WindowRow,
 )
-from careful_monitor.store.records import AuditRecord, DatasetRecord
+from careful_monitor.store.records import AuditRecord, DatasetRecord, LineageRecord
 
 MIGRATIONS_DIR = Path(__file__).with_name("migrations")
 
@@ -370,6 +371,43 @@ class Store:
                 for r in session.scalars(query)
             ]
 
+    # -- lineage ------------------------------------------------------------------------------
+
+    def put_lineage(self, model: str, version: str, mix: Mapping[str, float], *, by: str) -> bool:
+        """Record the training mix of one model version; True if recorded, False if it was already, identically.
+
+        A version is recorded once: a different mix for a recorded version is a RegistryError.
+        """
+        now = datetime.now(UTC)
+        with self._session(write=True) as session:
+            query = select(LineageRow).where(LineageRow.model == model, LineageRow.version == version)
+            existing = {r.dataset: r.share for r in session.scalars(query.with_for_update())}
+            if existing:
+                if set(existing) == set(mix) and all(abs(existing[d] - mix[d]) < 1e-9 for d in mix):
+                    return False
+                shown = ", ".join(f"{d}={s:g}" for d, s in sorted(existing.items()))
+                raise RegistryError(
+                    f"model {model} version {version} is already recorded with mix {shown}: a version is recorded "
+                    "once; record the retrained model as a new version")
+            missing = sorted(set(mix) - set(session.scalars(select(DatasetRow.name).where(DatasetRow.name.in_(mix)))))
+            if missing:
+                raise RegistryError(f"--mix names {', '.join(missing)}, not registered: register it first "
+                                    "(careful-monitor datasets register <its manifest>)")
+            session.add_all([LineageRow(model=model, version=version, dataset=d, share=float(mix[d]),
+                                        recorded_at=now, recorded_by=by) for d in sorted(mix)])
+        return True
+
+    def lineage(self, model: str | None = None) -> list[LineageRecord]:
+        """Recorded lineage rows (of `model`, or all), oldest version first, then by dataset."""
+        query = select(LineageRow).order_by(LineageRow.model, LineageRow.recorded_at, LineageRow.version,
+                                            LineageRow.dataset)
+        if model is not None:
+            query = query.where(LineageRow.model == model)
+        with self._session() as session:
+            return [LineageRecord(model=r.model, version=r.version, dataset=r.dataset, share=r.share,
+                                  recorded_at=r.recorded_at, recorded_by=r.recorded_by)
+                    for r in session.scalars(query)]
+
     # -- windows, alerts, engine state, offsets ------------------------------------------------
 
     def commit_batch(self, *, windows: Sequence[WindowResult | Mapping[str, Any]] = (),
@@ -466,6 +504,12 @@ class Store:
         query = select(OffsetRow).where(OffsetRow.consumer_group == group, OffsetRow.topic == topic)
         with self._session() as session:
             return {r.kafka_partition: r.next_offset for r in session.scalars(query)}
+
+    def group_offsets(self, group: str) -> dict[tuple[str, int], int]:
+        """(topic, partition) -> next offset for every topic of `group` (replay sources: group "replay")."""
+        query = select(OffsetRow).where(OffsetRow.consumer_group == group)
+        with self._session() as session:
+            return {(r.topic, r.kafka_partition): r.next_offset for r in session.scalars(query)}
 
     def last_windows(self, model: str, last: int = 10) -> list[dict[str, Any]]:
         """The newest `last` window results of `model`, oldest first."""

@@ -16,11 +16,11 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, text
 
 from careful_monitor.errors import NotFoundError, RegistryError, StoreError
-from careful_monitor.store import AuditRecord, DatasetRecord, Store
+from careful_monitor.store import AuditRecord, DatasetRecord, LineageRecord, Store
 from careful_monitor.store.models import Base
 from careful_monitor.store.repository import LIFECYCLE, engine_url
 
-HEAD = "0001"
+HEAD = "0002"
 NOW = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
 
 
@@ -259,6 +259,29 @@ def test_audit_log_is_ordered_and_filtered_by_dataset(store: Store) -> None:
     assert store.audit_log("nobody") == []
     assert all(isinstance(e, AuditRecord) and e.at.tzinfo == UTC for e in log)
     assert log[2].reason == "collapsed" and log[2].by == "bob"
+
+
+# -- lineage -----------------------------------------------------------------------------------
+
+
+def test_lineage_is_recorded_once_per_version_and_read_oldest_first(store: Store) -> None:
+    register(store, "real")
+    register(store, "synth", role="synthetic", anchored_by="real")
+    assert store.put_lineage("m", "7", {"real": 0.6, "synth": 0.4}, by="alice") is True
+    assert store.put_lineage("m", "7", {"synth": 0.4, "real": 0.6}, by="bob") is False  # identical: a no-op
+    with pytest.raises(RegistryError, match=r"version 7 is already recorded with mix real=0\.6, synth=0\.4"):
+        store.put_lineage("m", "7", {"real": 1.0}, by="alice")
+    with pytest.raises(RegistryError, match="nobody, not registered"):
+        store.put_lineage("m", "8", {"real": 0.5, "nobody": 0.5}, by="alice")
+    assert store.put_lineage("m", "8", {"real": 1.0}, by="bob") is True
+    assert store.put_lineage("other", "1", {"synth": 1.0}, by="carol") is True
+    rows = store.lineage("m")
+    assert [(r.version, r.dataset, r.share, r.recorded_by) for r in rows] == [
+        ("7", "real", 0.6, "alice"), ("7", "synth", 0.4, "alice"), ("8", "real", 1.0, "bob")]
+    assert all(isinstance(r, LineageRecord) and r.recorded_at.tzinfo == UTC for r in rows)
+    assert rows[0].recorded_at <= rows[2].recorded_at
+    assert [r.model for r in store.lineage()] == ["m", "m", "m", "other"]
+    assert store.lineage("nobody") == []
 
 
 # -- windows -----------------------------------------------------------------------------------
