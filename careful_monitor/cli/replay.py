@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from pathlib import Path
 
@@ -19,14 +20,20 @@ from careful_monitor.cli.render import progress
 @click.option("--port", type=int, default=None,
               help="HTTP port for /metrics and the API (default: http.port; 0 = any free port).")
 @click.option("--no-http", is_flag=True, help="Do not serve HTTP while replaying.")
+@click.option("--restart", is_flag=True,
+              help="Re-read FILES from the start even if already replayed (their stored positions are overwritten).")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of a table; no progress bar.")
 @handle_errors
 def replay(config_path: str | None, files: tuple[str, ...], flush: bool, port: int | None, no_http: bool,
-           as_json: bool) -> None:
+           restart: bool, as_json: bool) -> None:
     """Run the engine over JSONL event FILES (or - for stdin), as the Kafka service would.
 
     Rejected lines go to the dead-letter file (dead_letters.path) with their reason. Windows left
     open at the end are kept in the store and continued by the next replay or run.
+
+    Each file's byte position is stored with the batch it ends: a file already replayed is skipped,
+    a grown or interrupted one resumes where it stopped (--restart re-reads it). stdin is always read
+    as new events. Exits 1 when lines were read and every one was rejected.
     """
     from careful_monitor.app import build
     from careful_monitor.runtime.replay import input_bytes
@@ -44,18 +51,29 @@ def replay(config_path: str | None, files: tuple[str, ...], flush: bool, port: i
         with progress(not as_json, in_bytes=total is not None) as bar:
             if total is None:
                 task = bar.add_task("events", total=None)
-                stats = run_replay(app.pipeline, files, flush=flush, on_progress=lambda n: bar.advance(task, n))
+                stats = run_replay(app.pipeline, files, flush=flush, restart=restart,
+                                   on_progress=lambda n: bar.advance(task, n))
             else:
                 task = bar.add_task("replay", total=total)
-                stats = run_replay(app.pipeline, files, flush=flush, on_bytes=lambda n: bar.advance(task, n))
+                stats = run_replay(app.pipeline, files, flush=flush, restart=restart,
+                                   on_bytes=lambda n: bar.advance(task, n))
     elapsed = time.perf_counter() - t0
     open_events = {m: mon.open_events for m, mon in app.pipeline.monitors.items()}
     summary = {"lines": stats.lines, "accepted": stats.accepted, "rejected": stats.rejected, "windows": stats.windows,
                "alerts": [a.alert_id for a in stats.alerts], "seconds": round(elapsed, 3),
                "open_window_events": open_events,
+               "skipped": [s.path for s in stats.skipped], "resumed_at": stats.resumed_at,
                "dead_letters": str(cfg.dead_letters_path), "store": app.store.url}
+    for s in stats.skipped:
+        click.echo(s.message(), err=True)
+    all_rejected = stats.lines > 0 and stats.accepted == 0
+    if all_rejected:
+        click.secho(f"error: every line was rejected ({stats.lines} lines); see the dead letters in "
+                    f"{cfg.dead_letters_path}", fg="red", err=True)
     if as_json:
         click.echo(orjson.dumps(summary).decode())
+        if all_rejected:
+            sys.exit(1)
         return
     rej = sum(stats.rejected.values())
     click.echo(f"replayed {stats.lines} lines in {elapsed:.1f}s: {stats.accepted} accepted, {rej} rejected "
@@ -64,7 +82,11 @@ def replay(config_path: str | None, files: tuple[str, ...], flush: bool, port: i
     for m, n in open_events.items():
         if n:
             click.echo(f"  {m}: {n} events in the open window (continued by the next replay; --flush closes it)")
+    for f, at in stats.resumed_at.items():
+        click.echo(f"  resumed {f} at byte {at}")
     for a in stats.alerts:
         click.secho(f"  ALERT {a.alert_id}: {a.action}", fg="red")
     if rej:
         click.echo(f"  dead letters: {cfg.dead_letters_path}")
+    if all_rejected:
+        sys.exit(1)

@@ -12,7 +12,9 @@ import pytest
 from careful_monitor.demo import scenario, write_scenario
 
 ALERT_KEYS = {"alert_id", "model", "dataset", "state", "since_window", "window", "window_end", "created_at",
-              "model_versions", "evidence", "affinity", "share", "share_identifiable", "action", "acked_by", "acked_at"}
+              "model_versions", "evidence", "affinity", "share", "share_identifiable",
+              "group_share", "indistinguishable_from", "action", "trained_versions",
+              "acked_by", "acked_at"}
 
 
 def cm(*args: str, cwd: Path | None = None, input: bytes | None = None,
@@ -74,6 +76,15 @@ def test_register_replay_twice_alerts_ack(tmp_path: Path, scenario_dir) -> None:
     assert sum(s1["rejected"].values()) + sum(s2["rejected"].values()) == 5
     split_windows = _windows(cfg)
     assert [w["window"] for w in split_windows] == list(range(16))
+    # Contract change (issue 11, replay idempotent by input): replaying a file again used to count its
+    # events a second time (doubled windows, event time going backwards). Now the file is skipped.
+    again = cm("replay", "--config", str(cfg), "--no-http", "--json", str(tmp_path / "part1.jsonl"))
+    assert again.returncode == 0, again.stderr.decode()
+    s_again = json.loads(again.stdout)
+    assert s_again["skipped"] == [str(tmp_path / "part1.jsonl")] and s_again["lines"] == 0
+    assert s_again["windows"] == 0 and s_again["resumed_at"] == {}
+    assert b"already replayed: " in again.stderr and b"--restart re-reads it" in again.stderr
+    assert _windows(cfg) == split_windows
 
     # one uninterrupted replay into a fresh store gives the same windows
     other = tmp_path / "other"
@@ -107,6 +118,31 @@ def test_register_replay_twice_alerts_ack(tmp_path: Path, scenario_dir) -> None:
     acked = json.loads(cm("alerts", "list", "--config", str(cfg), "--json").stdout)[0]
     assert acked["acked_by"] == "oncall" and acked["acked_at"]
     assert cm("alerts", "ack", "--config", str(cfg), "nope:x:1:watch", "--by", "x").returncode == 2
+
+
+def test_replay_resumes_restarts_and_exits_1_when_all_rejected(tmp_path: Path, scenario_dir) -> None:
+    cfg = _fresh_config(tmp_path, scenario_dir)
+    _register(cfg, scenario_dir)
+    lines = scenario_dir["events"].read_bytes().splitlines(keepends=True)
+    f = tmp_path / "events.jsonl"
+    f.write_bytes(b"".join(lines[:1500]))
+    first = cm("replay", "--config", str(cfg), "--no-http", "--json", str(f))
+    assert first.returncode == 0, first.stderr.decode()
+    size1 = f.stat().st_size
+    f.write_bytes(b"".join(lines[:3000]))  # appended
+    resumed = json.loads(cm("replay", "--config", str(cfg), "--no-http", "--json", str(f)).stdout)
+    assert resumed["resumed_at"] == {str(f): size1} and resumed["skipped"] == []
+    assert json.loads(first.stdout)["lines"] + resumed["lines"] == sum(1 for x in lines[:3000] if x.strip())
+    restart = cm("replay", "--config", str(cfg), "--no-http", "--json", "--restart", str(f))
+    assert restart.returncode == 0 and json.loads(restart.stdout)["lines"] == sum(1 for x in lines[:3000] if x.strip())
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_bytes(b"not json\n{\"model\": \"nope\"}\n")
+    r = cm("replay", "--config", str(cfg), "--no-http", "--json", str(bad))
+    assert r.returncode == 1 and b"every line was rejected (2 lines)" in r.stderr
+    assert json.loads(r.stdout)["accepted"] == 0
+    # read again: skipped, nothing read, so not "all rejected"
+    assert cm("replay", "--config", str(cfg), "--no-http", str(bad)).returncode == 0
 
 
 def test_lifecycle_and_show(tmp_path: Path, scenario_dir) -> None:
