@@ -14,6 +14,7 @@ significant digits); times become RFC 3339 UTC strings where the contract has st
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -54,7 +55,10 @@ def quality_json(q: QualityRate) -> dict[str, Any]:
 def attribution_json(a: Attribution) -> dict[str, Any]:
     return {"dataset": a.dataset, "affinity": round(a.affinity, 6),
             "share": None if a.share is None else round(a.share, 6),
-            "share_se": round(a.share_se, 6), "share_identifiable": a.identifiable}
+            "share_se": round(a.share_se, 6), "share_identifiable": a.identifiable,
+            "group_share": None if a.group_share is None else round(a.group_share, 6),
+            "group_share_se": None if a.group_share_se is None else round(a.group_share_se, 6),
+            "indistinguishable_from": list(a.indistinguishable_from)}
 
 
 def window_json(w: WindowResult) -> dict[str, Any]:
@@ -72,8 +76,12 @@ def window_json(w: WindowResult) -> dict[str, Any]:
     }
 
 
-def alert_json(a: Alert) -> dict[str, Any]:
-    """An alert as README documents it (stored, published on the alerts topic, listed by the CLI and API)."""
+def alert_json(a: Alert, trained_versions: Sequence[str] = ()) -> dict[str, Any]:
+    """An alert as README documents it (stored, published on the alerts topic, listed by the CLI and API).
+
+    `trained_versions` are the recorded model versions whose training mix includes the alert's dataset
+    (the lineage, which the engine does not know: the pipeline passes them from the store).
+    """
     return {
         "alert_id": a.alert_id, "model": a.model, "dataset": a.dataset, "state": str(a.state),
         "since_window": a.since_window, "window": a.window, "window_end": iso(a.window_end),
@@ -81,5 +89,8 @@ def alert_json(a: Alert) -> dict[str, Any]:
         "evidence": [evidence_json(e) for e in a.evidence],
         "affinity": None if a.affinity is None else round_value(a.affinity),
         "share": None if a.share is None else round_value(a.share),
-        "share_identifiable": a.share_identifiable, "action": a.action, "acked_by": None, "acked_at": None,
+        "share_identifiable": a.share_identifiable,
+        "group_share": None if a.group_share is None else round_value(a.group_share),
+        "indistinguishable_from": list(a.indistinguishable_from), "action": a.action,
+        "trained_versions": list(trained_versions), "acked_by": None, "acked_at": None,
     }

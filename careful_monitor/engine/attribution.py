@@ -1,24 +1,41 @@
-"""Attribution: does a window's drift point toward a synthetic set S, and how much of S is in it?
+"""Attribution: does a window's drift point toward the synthetic sets, and how much of each is in it?
 
 All features' histograms (on the anchor's grid) are stacked into one vector per reference. With
-delta = window - anchor and d = S - anchor:
+delta = window - anchor and d_s = S - anchor for every synthetic set S:
 
-- **share**: the least-squares mixture weight w in  window ~ (1 - w) anchor + w S, i.e.
-  <delta, d> / |d|^2, with |d|^2 corrected for the sampling noise of the two references and a
-  standard error from the window's multinomial variance. When that error exceeds
-  `max_share_se` (S is too close to the anchor to tell apart at this window size) the share is
-  not identifiable and is reported as null.
+- **share** (joint): one constrained least-squares fit of the window as a mixture of the anchor and
+  all synthetic sets at once, delta ~ sum_s w_s d_s with w_s >= 0 and sum_s w_s <= 1 (the anchor's
+  weight is 1 - sum_s w_s >= 0). The Gram matrix G = D'D is corrected for the sampling noise of the
+  references (its diagonal by each set's and the anchor's noise, its off-diagonal by the anchor's,
+  which the directions share); the fit is `scipy.optimize.nnls` on the Cholesky-like factor of G,
+  refitted with the sum held at 1 (a heavily weighted row) when the unconstrained-sum solution
+  exceeds 1. With one set this is today's estimator, <delta, d> / |d|^2 clipped to [0, 1].
+  Standard errors are the sandwich G^-1 V G^-1, V = D' Cov(delta) D with the window's multinomial
+  covariance (diag(p) - pp')/n at the anchor's p.
+- **identifiability**: a set whose own fit (alone with the anchor) has a noise-corrected |d|^2 <= 0
+  or a standard error above `max_share_se` cannot be told from the anchor at this window size: it
+  stays out of the joint fit and is reported as today (share null, not identifiable). Among the
+  rest, every eigen-direction u of G whose estimated weight u'w has a standard error above
+  `max_share_se`, or whose |D u|^2 is within twice the references' own sampling noise (an exact
+  blend), is a combination of sets the window cannot separate; the sets with |u_s| >= 0.3 in it
+  form a group (merged when directions overlap). Each member gets share null, share_se inf and
+  `group_share` (the group's joint share, the sum of the members' fitted weights) with its
+  standard error (the active-set sandwich) and `indistinguishable_from` (the other members). The
+  groups depend on the window size and the references only, not on the window's values. Along
+  an unresolvable direction that changes the total (a blend of a set and the anchor), the fit is
+  pulled toward less total share until a bound stops it, so `group_share` is the least synthetic
+  mass that explains the window; along one that does not (a blend of two resolvable parents) the
+  total is identified as it is.
 - **affinity**: the cosine between delta and d (noise-corrected), 1 when the window moved
-  straight toward S, ~0 when it moved some other way. "Is the window nearer S than the anchor
-  is" in direction rather than distance, so it is meaningful for any share.
+  straight toward S, ~0 when it moved some other way; per set, as before.
 
 >>> import numpy as np
 >>> a = {"f": np.array([250, 250, 250, 250]) * 1000}; s = {"f": np.array([100, 400, 400, 100]) * 1000}
 >>> model = AttributionModel(a, {"S": s})
 >>> w = {"f": np.array([200, 300, 300, 200]) * 10}
 >>> r = model.attribute(w)[0]
->>> round(r.share, 2), r.affinity > 0.9
-(0.33, True)
+>>> round(r.share, 2), r.affinity > 0.9, r.group_share, r.indistinguishable_from
+(0.33, True, None, ())
 """
 
 from __future__ import annotations
@@ -26,8 +43,12 @@ from __future__ import annotations
 import math
 
 import numpy as np
+from scipy.optimize import nnls
 
 from careful_monitor.engine.types import Attribution
+
+#: a set belongs to a poorly identified eigen-direction u of the Gram matrix when |u_s| is at least this
+GROUP_LOADING = 0.3
 
 
 def _norm(c: np.ndarray) -> np.ndarray:
@@ -35,55 +56,175 @@ def _norm(c: np.ndarray) -> np.ndarray:
     return c / s if s else c.astype(float)
 
 
+class _Feature:
+    """One feature's precomputed blocks: every set's direction (columns of D), its Gram and noise terms."""
+
+    __slots__ = ("D", "gram", "m", "noise", "pa", "pvar", "q")
+
+    def __init__(self, pa: np.ndarray, D: np.ndarray, noise: np.ndarray) -> None:
+        self.pa, self.D, self.noise = pa, D, noise
+        self.gram = D.T @ D
+        self.m = D.T @ pa  # for V: D' (diag(p) - pp') D = q - m m'
+        self.q = (D * pa[:, None]).T @ D
+        self.pvar = float((pa * (1 - pa)).sum())
+
+
 class AttributionModel:
-    """Precomputed per synthetic set: direction d per feature and its noise, once per reference."""
+    """Precomputed once per reference set: the stacked directions d_s per feature and their noise."""
 
     def __init__(self, anchor_counts: dict[str, np.ndarray], synthetic_counts: dict[str, dict[str, np.ndarray]],
                  *, max_share_se: float = 0.1) -> None:
         self.max_share_se = max_share_se
         self.anchor = {f: _norm(c) for f, c in anchor_counts.items()}
         self.anchor_n = {f: max(int(c.sum()), 1) for f, c in anchor_counts.items()}
-        self.sets: dict[str, dict[str, tuple[np.ndarray, float]]] = {}
-        for name, feats in synthetic_counts.items():
-            blocks = {}
-            for f, c in feats.items():
-                if f not in self.anchor or len(c) != len(self.anchor[f]) or c.sum() == 0:
+        self.names = list(synthetic_counts)
+        k = len(self.names)
+        self.feats: dict[str, _Feature] = {}
+        for f, pa in self.anchor.items():
+            D = np.zeros((len(pa), k))
+            noise = np.zeros((k, k))
+            has = np.zeros(k, dtype=bool)
+            anchor_var = float((pa * (1 - pa)).sum()) / self.anchor_n[f]
+            for j, name in enumerate(self.names):
+                c = synthetic_counts[name].get(f)
+                if c is None or len(c) != len(pa) or c.sum() == 0:
                     continue
-                pa, ps = self.anchor[f], _norm(c)
-                d = ps - pa
-                noise = float((pa * (1 - pa)).sum() * (1.0 / self.anchor_n[f] + 1.0 / c.sum()))
-                blocks[f] = (d, noise)
-            self.sets[name] = blocks
+                D[:, j] = _norm(c) - pa
+                noise[j, j] = float((pa * (1 - pa)).sum()) * (1.0 / self.anchor_n[f] + 1.0 / c.sum())
+                has[j] = True
+            if not has.any():
+                continue
+            shared = np.outer(has, has) & ~np.eye(k, dtype=bool)
+            noise[shared] = anchor_var  # d_s and d_t both subtract the same sampled anchor
+            self.feats[f] = _Feature(pa, D, noise)
 
     def attribute(self, window_counts: dict[str, np.ndarray], min_n: int = 20) -> list[Attribution]:
-        deltas = {}
+        k = len(self.names)
+        if k == 0:
+            return []
+        G = np.zeros((k, k))
+        noise = np.zeros((k, k))
+        b = np.zeros(k)
+        V = np.zeros((k, k))
+        delta2 = noise_w = 0.0
         for f, c in window_counts.items():
+            ft = self.feats.get(f)
             n = c.sum()
-            if f in self.anchor and n >= min_n and len(c) == len(self.anchor[f]):
-                deltas[f] = (c / n - self.anchor[f], n)
-        out = []
-        for name, blocks in self.sets.items():
-            num = dd = noise_d = var = delta2 = noise_w = 0.0
-            for f, (d, noise) in blocks.items():
-                if f not in deltas:
-                    continue
-                delta, n = deltas[f]
-                pa = self.anchor[f]
-                num += float(delta @ d)
-                dd += float(d @ d)
-                noise_d += noise
-                var += float((d * d * pa).sum() - (d * pa).sum() ** 2) / n
-                delta2 += float(delta @ delta)
-                noise_w += float((pa * (1 - pa)).sum()) / n
-            signal = dd - noise_d
-            if signal <= 0 or dd == 0:
-                out.append(Attribution(name, 0.0, None, math.inf, False))
+            if ft is None or n < min_n or len(c) != len(ft.pa):
                 continue
-            share = num / signal
-            se = math.sqrt(max(var, 0.0)) / signal
-            drift2 = max(delta2 - noise_w, 0.25 * delta2)
-            affinity = num / math.sqrt(drift2 * dd) if drift2 > 0 else 0.0
-            affinity = max(-1.0, min(1.0, affinity))
-            ident = se <= self.max_share_se
-            out.append(Attribution(name, affinity, min(max(share, 0.0), 1.0) if ident else None, se, ident))
+            delta = c / n - ft.pa
+            G += ft.gram
+            noise += ft.noise
+            b += delta @ ft.D
+            V += (ft.q - np.outer(ft.m, ft.m)) / n
+            delta2 += float(delta @ delta)
+            noise_w += ft.pvar / n
+        dd = np.diag(G)
+        signal = dd - np.diag(noise)
+        drift2 = max(delta2 - noise_w, 0.25 * delta2)
+        alone_se = np.full(k, math.inf)
+        pos = (signal > 0) & (dd > 0)
+        alone_se[pos] = np.sqrt(np.maximum(np.diag(V)[pos], 0.0)) / signal[pos]
+        affinity = np.zeros(k)
+        if drift2 > 0:
+            ok = dd > 0
+            affinity[ok] = np.clip(b[ok] / np.sqrt(drift2 * dd[ok]), -1.0, 1.0)
+        affinity[~pos] = 0.0
+        J = np.flatnonzero(pos & (alone_se <= self.max_share_se))
+        share = np.zeros(k)
+        se = alone_se.copy()
+        ident = np.zeros(k, dtype=bool)
+        group_of: dict[int, list[int]] = {}
+        group_share: dict[int, tuple[float, float]] = {}
+        if len(J):
+            w, cov, groups, group_se = self._fit((G - noise)[np.ix_(J, J)], b[J], V[np.ix_(J, J)], alone_se[J],
+                                                 float(np.diag(noise)[J].max()))
+            share[J] = w
+            se[J] = np.sqrt(np.maximum(np.diag(cov), 0.0))
+            grouped = {i for g in groups for i in g}
+            for local, j in enumerate(J):
+                ident[j] = local not in grouped and se[j] <= self.max_share_se
+                if local in grouped:
+                    se[j] = math.inf  # its own share cannot be told from its group's other members
+            for g, gse in zip(groups, group_se, strict=True):
+                members = [int(J[i]) for i in g]
+                for m in members:
+                    group_of[m], group_share[m] = members, (float(w[g].sum()), gse)
+        out = []
+        for i_set, name in enumerate(self.names):
+            grp = group_of.get(i_set)
+            others = tuple(self.names[i] for i in grp if i != i_set) if grp else ()
+            gs = group_share.get(i_set)
+            out.append(Attribution(name, float(affinity[i_set]), float(share[i_set]) if ident[i_set] else None,
+                                   float(se[i_set]), bool(ident[i_set]), group_share=None if gs is None else gs[0],
+                                   group_share_se=None if gs is None else gs[1], indistinguishable_from=others))
         return out
+
+    def _fit(self, G: np.ndarray, b: np.ndarray, V: np.ndarray, alone_se: np.ndarray, ref_noise: float
+             ) -> tuple[np.ndarray, np.ndarray, list[list[int]], list[float]]:
+        """Constrained fit (w >= 0, sum w <= 1), its sandwich covariance, the unresolvable groups and their SEs."""
+        k = len(b)
+        G = (G + G.T) / 2
+        lam, U = np.linalg.eigh(G)
+        top = float(lam.max())
+        lam_c = np.maximum(lam, 1e-9 * top if top > 0 else 1e-300)  # a noise-corrected G can lose definiteness
+        P = (U / lam_c) @ U.T  # G^-1
+        cov = P @ V @ P
+        dir_var = np.einsum("ij,jk,ki->i", U.T, V, U) / lam_c ** 2
+        # unresolvable: the window's noise leaves u'w uncertain by more than max_share_se, or |Du|^2 is within
+        # twice the references' own sampling noise (an exact blend: the window's noise does not move along u
+        # either, but the references cannot tell u from 0)
+        poor = (dir_var > self.max_share_se ** 2) | (lam <= 2.0 * ref_noise)
+        groups = self._groups(U, poor)
+        R = np.sqrt(lam_c)[:, None] * U.T  # R'R = G (with the floor)
+        rhs = (U.T @ b) / np.sqrt(lam_c)
+        # along a direction u the window cannot resolve, the fit is flat up to noise: instead of following the
+        # noise, u'w is pulled toward less total share (target -2 sign(u'1), beyond any feasible point) until a
+        # bound stops it, so the group's share is the least synthetic mass that explains the window. A direction
+        # that leaves the total unchanged (a blend of two resolvable parents, u'1 ~ 0) is left to the fit.
+        tot = U.sum(axis=0)
+        push = poor & (np.abs(tot) > 0.1)
+        rhs[push] = -2.0 * np.sign(tot[push]) * np.sqrt(lam_c[push])
+        w, _ = nnls(R, rhs)
+        if w.sum() > 1.0:  # the anchor's weight would be negative: refit on the face sum w = 1
+            big = 1e4 * math.sqrt(float(lam_c.max()))
+            w, _ = nnls(np.vstack([R, np.full((1, k), big)]), np.r_[rhs, big])
+            w = w / max(w.sum(), 1.0)
+        group_se = []
+        for g in groups:
+            act = [i for i in g if w[i] > 1e-9]
+            if not act:  # the group's share is at 0: the error of its best-determined member alone
+                group_se.append(float(alone_se[g].min()))
+                continue
+            # local (active-set) sandwich: members at their bound are fixed there
+            Ga = G[np.ix_(act, act)]
+            la, Ua = np.linalg.eigh((Ga + Ga.T) / 2)
+            Pa = (Ua / np.maximum(la, 1e-9 * top)) @ Ua.T
+            one = Pa.sum(axis=0)  # 1' Ga^-1
+            gv = float(one @ V[np.ix_(act, act)] @ one)
+            group_se.append(min(math.sqrt(max(gv, 0.0)), math.inf))
+        return w, cov, groups, group_se
+
+    def _groups(self, U: np.ndarray, poor: np.ndarray) -> list[list[int]]:
+        """Sets loading on an unresolvable eigen-direction of G (`poor`), merged when directions overlap."""
+        k = U.shape[0]
+        parent = list(range(k))
+
+        def find(i: int) -> int:
+            while parent[i] != i:
+                parent[i] = parent[parent[i]]
+                i = parent[i]
+            return i
+
+        involved: set[int] = set()
+        for i in np.flatnonzero(poor):
+            members = [int(s) for s in np.flatnonzero(np.abs(U[:, i]) >= GROUP_LOADING)]
+            if len(members) < 2:
+                continue
+            involved |= set(members)
+            for s in members[1:]:
+                parent[find(s)] = find(members[0])
+        groups: dict[int, list[int]] = {}
+        for s in sorted(involved):
+            groups.setdefault(find(s), []).append(s)
+        return list(groups.values())

@@ -231,6 +231,15 @@ class ModelMonitor:
         spec = self.spec
         blamed = {a.dataset for a in attributions
                   if a.identifiable and a.affinity >= spec.min_affinity and (a.share or 0.0) >= spec.min_share}
+        # a group of sets the window cannot tell apart is blamed as a whole: its joint share passes
+        # min_share and every member points the window's way (affinity >= min_affinity)
+        by_name = {a.dataset: a for a in attributions}
+        for a in attributions:
+            if a.group_share is None or a.group_share < spec.min_share:
+                continue
+            members = [a, *(by_name[o] for o in a.indistinguishable_from if o in by_name)]
+            if all(m.affinity >= spec.min_affinity for m in members):
+                blamed.add(a.dataset)
         return blamed or {self.anchor.name}
 
     def _alert(self, t: Transition, result: WindowResult, now: float) -> Alert:
@@ -242,7 +251,9 @@ class ModelMonitor:
             created_at=now, model_versions=result.model_versions, evidence=result.evidence,
             affinity=None if a is None else a.affinity, share=None if a is None else a.share,
             share_identifiable=False if a is None else a.identifiable,
-            action=action_text(self.model, t.dataset, is_anchor))
+            action=action_text(self.model, t.dataset, is_anchor),
+            group_share=None if a is None else a.group_share,
+            indistinguishable_from=() if a is None else a.indistinguishable_from)
 
     def _detector_suspects(self, direction: int) -> list[str]:
         """Which datasets a confidence shift points at: synthetic sets whose confidence moved that way."""

@@ -120,13 +120,17 @@ class QualityRate:
 
 @dataclass(frozen=True, slots=True)
 class Attribution:
-    """How the window's drift relates to one synthetic set: direction (affinity) and mixture share."""
+    """How the window's drift relates to one synthetic set: direction (affinity) and joint mixture share."""
 
     dataset: str
     affinity: float
-    share: float | None  # None when not identifiable
+    share: float | None  # the joint share; None when not identifiable (alone or within a group)
     share_se: float  # inf when the set cannot be told from the anchor
     identifiable: bool
+    #: when the set cannot be told from other sets at this window size: the group's joint share, its SE
+    group_share: float | None = None
+    group_share_se: float | None = None
+    indistinguishable_from: tuple[str, ...] = ()  # the group's other members
 
 
 @dataclass(frozen=True, slots=True)
@@ -172,3 +176,5 @@ class Alert:
     share: float | None
     share_identifiable: bool
     action: str
+    group_share: float | None = None  # the blamed group's joint share (None when the set is not grouped)
+    indistinguishable_from: tuple[str, ...] = ()

@@ -81,6 +81,10 @@ class Metrics:
                            ["model", "dataset"], namespace=NAMESPACE, registry=r)
         self.share_se = Gauge("synthetic_share_stderr", "Standard error of synthetic_share.", ["model", "dataset"],
                               namespace=NAMESPACE, registry=r)
+        self.group_share = Gauge("synthetic_group_share",
+                                 "Joint share of the group of synthetic sets the window cannot tell this one from "
+                                 "(NaN when it is not grouped; synthetic_share is then NaN).",
+                                 ["model", "dataset"], namespace=NAMESPACE, registry=r)
         self.dataset_state = Gauge("dataset_state",
                                    "Policy state: 0 ok, 1 watch, 2 retire_recommended, 3 anchor_stale, 4 retired.",
                                    ["model", "dataset"], namespace=NAMESPACE, registry=r)
@@ -176,6 +180,7 @@ class Metrics:
             c(self.affinity, model, a.dataset).set(a.affinity)
             c(self.share, model, a.dataset).set(float("nan") if a.share is None else a.share)
             c(self.share_se, model, a.dataset).set(a.share_se if a.share_se != float("inf") else float("nan"))
+            c(self.group_share, model, a.dataset).set(float("nan") if a.group_share is None else a.group_share)
         for dataset, state in result.states.items():
             c(self.dataset_state, model, dataset).set(state.code)
         for alert in outcome.alerts:

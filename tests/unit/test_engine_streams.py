@@ -11,7 +11,9 @@ from careful_monitor.engine.monitor import ModelBatch
 from tests.unit.conftest import demo_monitor, events_to_batch
 
 ALERT_KEYS = {"alert_id", "model", "dataset", "state", "since_window", "window", "window_end", "created_at",
-              "model_versions", "evidence", "affinity", "share", "share_identifiable", "action", "acked_by", "acked_at"}
+              "model_versions", "evidence", "affinity", "share", "share_identifiable",
+              "group_share", "indistinguishable_from", "action", "trained_versions",
+              "acked_by", "acked_at"}
 
 
 def _stream(rows: list[dict], start: int = 0) -> list[dict]:
