@@ -43,3 +43,34 @@ def demo_monitor(demo_profiles, **spec) -> ModelMonitor:
     return ModelMonitor(scenario.MODEL,
                         MonitorSpec(features=dict(scenario.FEATURES), min_effect=MinEffect().model_dump(), **spec),
                         anchor, synthetic)
+
+
+def register_scenario(d, *, seed: int, windows: int):
+    """The demo scenario written to folder `d` and its three datasets registered in the scenario's
+    SQLite store; returns (config path, events path). Build it once per module and copy the store."""
+    from careful_monitor.config import load_config
+    from careful_monitor.demo import write_scenario
+    from careful_monitor.registry import register
+    from careful_monitor.store import Store
+
+    (d / "datasets").mkdir(exist_ok=True)
+    paths = write_scenario(d, seed=seed, windows=windows)
+    cfg = load_config(paths["config"], environ={})
+    with Store(cfg.store_url) as store:
+        for name in (scenario.ANCHOR, scenario.COLLAPSED, scenario.FAITHFUL):
+            register(cfg, store, paths[f"card:{name}"], by="test")
+    return paths["config"], paths["events"]
+
+
+def store_copy(config_path, dest):
+    """(config, open Store) on a copy of the scenario's registered store at `dest`, so a test starts
+    from registered datasets without seeing another test's windows. The caller closes the store."""
+    from pathlib import Path
+
+    from careful_monitor.config import load_config
+    from careful_monitor.store import Store
+
+    base = load_config(config_path, environ={})
+    dest.write_bytes(Path(base.store_url.removeprefix("sqlite:///")).read_bytes())
+    cfg = base.model_copy(update={"store": base.store.model_copy(update={"url": f"sqlite:///{dest}"})})
+    return cfg, Store(cfg.store_url)

@@ -19,39 +19,26 @@ from prometheus_client.parser import text_string_to_metric_families
 from rich.console import Console
 
 from careful_monitor.cli.render import alerts_table
-from careful_monitor.config import load_config
 from careful_monitor.demo import scenario, write_scenario
 from careful_monitor.errors import StoreError
-from careful_monitor.registry import register
 from careful_monitor.runtime.kafka_loop import KafkaService
 from careful_monitor.runtime.pipeline import Pipeline
 from careful_monitor.runtime.replay import input_bytes, iter_sized_batches, replay
 from careful_monitor.sinks.prometheus import Metrics
-from careful_monitor.store import Store
+from tests.unit.conftest import register_scenario, store_copy
 
 WINDOWS = 12
 
 
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory) -> tuple[Path, Path]:
-    d = tmp_path_factory.mktemp("operator")
-    (d / "datasets").mkdir()
-    paths = write_scenario(d, seed=11, windows=WINDOWS)
-    cfg = load_config(paths["config"], environ={})
-    with Store(cfg.store_url) as store:
-        for name in (scenario.ANCHOR, scenario.COLLAPSED, scenario.FAITHFUL):
-            register(cfg, store, paths[f"card:{name}"], by="test")
-    return paths["config"], paths["events"]
+    return register_scenario(tmp_path_factory.mktemp("operator"), seed=11, windows=WINDOWS)
 
 
 @pytest.fixture
 def pipeline(registered, tmp_path):
     cfg_path, events = registered
-    cfg = load_config(cfg_path, environ={})
-    copy = tmp_path / "careful.db"
-    copy.write_bytes(Path(cfg.store_url.removeprefix("sqlite:///")).read_bytes())
-    cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"url": f"sqlite:///{copy}"})})
-    store = Store(cfg.store_url)
+    cfg, store = store_copy(cfg_path, tmp_path / "careful.db")
     p = Pipeline(cfg, store, Metrics(CollectorRegistry()), clock=lambda: 1_800_000_000.0)
     yield p, events
     store.close()

@@ -9,38 +9,25 @@ import orjson
 import pytest
 from prometheus_client import CollectorRegistry
 
-from careful_monitor.config import load_config
-from careful_monitor.demo import scenario, write_scenario
+from careful_monitor.demo import scenario
 from careful_monitor.errors import ConfigError, StoreError
-from careful_monitor.registry import register
 from careful_monitor.runtime.pipeline import Pipeline
 from careful_monitor.sinks.prometheus import Metrics
-from careful_monitor.store import Store
+from tests.unit.conftest import register_scenario, store_copy
 
 
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory) -> tuple[Path, list[bytes]]:
     """The demo scenario's datasets registered in a fresh SQLite store; its event lines."""
-    d = tmp_path_factory.mktemp("pipeline")
-    (d / "datasets").mkdir()
-    paths = write_scenario(d, seed=11, windows=4)
-    cfg = load_config(paths["config"], environ={})
-    with Store(cfg.store_url) as store:
-        for name in (scenario.ANCHOR, scenario.COLLAPSED, scenario.FAITHFUL):
-            register(cfg, store, paths[f"card:{name}"], by="test")
-    return paths["config"], paths["events"].read_bytes().splitlines()
+    cfg_path, events = register_scenario(tmp_path_factory.mktemp("pipeline"), seed=11, windows=4)
+    return cfg_path, events.read_bytes().splitlines()
 
 
 @pytest.fixture
 def setup(registered, tmp_path):
     """A copy of the registered store per test, so tests do not see each other's windows."""
     cfg_path, lines = registered
-    cfg = load_config(cfg_path, environ={})
-    src = Path(cfg.store_url.removeprefix("sqlite:///"))
-    copy = tmp_path / "careful.db"
-    copy.write_bytes(src.read_bytes())
-    cfg = cfg.model_copy(update={"store": cfg.store.model_copy(update={"url": f"sqlite:///{copy}"})})
-    store = Store(cfg.store_url)
+    cfg, store = store_copy(cfg_path, tmp_path / "careful.db")
     yield cfg, store, lines
     store.close()
 

@@ -8,44 +8,26 @@ from pathlib import Path
 import pytest
 from prometheus_client import CollectorRegistry
 
-from careful_monitor.config import load_config
-from careful_monitor.demo import scenario, write_scenario
-from careful_monitor.registry import register
+from careful_monitor.demo import scenario
 from careful_monitor.runtime.pipeline import Pipeline
 from careful_monitor.runtime.replay import HEAD_BYTES, REPLAY_GROUP, locate_source, replay
 from careful_monitor.sinks.prometheus import Metrics
 from careful_monitor.store import Store
+from tests.unit.conftest import register_scenario, store_copy
 
 
 @pytest.fixture(scope="module")
 def registered(tmp_path_factory) -> tuple[Path, Path]:
-    d = tmp_path_factory.mktemp("replay-idem")
-    (d / "datasets").mkdir()
-    paths = write_scenario(d, seed=5, windows=12)  # drift from window 8: an alert
-    cfg = load_config(paths["config"], environ={})
-    for name in (scenario.ANCHOR, scenario.COLLAPSED, scenario.FAITHFUL):  # lineage parents are not under test
-        card = paths[f"card:{name}"]
-        card.write_text("".join(x for x in card.read_text().splitlines(keepends=True)
-                                if not x.strip().startswith("parent:")))
-    with Store(cfg.store_url) as store:
-        for name in (scenario.ANCHOR, scenario.COLLAPSED, scenario.FAITHFUL):
-            register(cfg, store, paths[f"card:{name}"], by="test")
-    return paths["config"], paths["events"]
+    return register_scenario(tmp_path_factory.mktemp("replay-idem"), seed=5, windows=12)  # drift from window 8
 
 
 @pytest.fixture
 def fresh(registered, tmp_path):
     """A factory of copies of the registered store: fresh("a") -> (cfg, store)."""
-    cfg_path, _ = registered
-    base = load_config(cfg_path, environ={})
-    src = Path(base.store_url.removeprefix("sqlite:///"))
     opened: list[Store] = []
 
     def make(name: str):
-        copy = tmp_path / f"{name}.db"
-        copy.write_bytes(src.read_bytes())
-        cfg = base.model_copy(update={"store": base.store.model_copy(update={"url": f"sqlite:///{copy}"})})
-        store = Store(cfg.store_url)
+        cfg, store = store_copy(registered[0], tmp_path / f"{name}.db")
         opened.append(store)
         return cfg, store
 
