@@ -33,9 +33,8 @@ import orjson
 from kafka.errors import KafkaTimeoutError
 
 from careful_monitor.config import Config
-from careful_monitor.engine.types import Alert
 from careful_monitor.errors import StoreError
-from careful_monitor.runtime.pipeline import BatchReport, Pipeline
+from careful_monitor.runtime.pipeline import Pipeline
 from careful_monitor.sinks.prometheus import Metrics
 from careful_monitor.sources.decode import Rejected
 from careful_monitor.store import Store
@@ -134,11 +133,6 @@ def kafka_python_producer(cfg: Config) -> Producer:
     return KafkaProducer(acks="all", linger_ms=5, retries=10, client_id="careful-monitor",
                          max_request_size=max(1_048_576, cfg.limits.max_event_bytes * 2),
                          bootstrap_servers=cfg.kafka.bootstrap.split(","), **kafka_python_kwargs(cfg))
-
-
-def _alert_key(alert: Alert) -> bytes:
-    """The message key of an alert: its model, so one model's alerts stay in order on one partition."""
-    return alert.model.encode()
 
 
 async def _bounded(call: Awaitable[Any], what: str) -> None:
@@ -289,17 +283,18 @@ class KafkaService:
         next start resumes from what the store holds.
         """
         report = self.pipeline.handle(batch.lines, batch.fallback)
-        if not self._publish(report):
+        docs = self.pipeline.alert_docs([a for o in report.outcomes for a in o.alerts])  # published = stored
+        if not self._publish(docs):
             return False
         offsets = [(self.group, tp.topic, tp.partition, off) for tp, off in batch.offsets.items()]
         try:
-            self._retry(lambda: self.pipeline.persist(report.outcomes, offsets), "store the batch")
+            self._retry(lambda: self.pipeline.persist(report.outcomes, offsets, alert_docs=docs), "store the batch")
         except _Stopping:
             return False
         self.processed += len(batch.lines)
         return True
 
-    def _publish(self, report: BatchReport) -> bool:
+    def _publish(self, alert_docs: Sequence[dict[str, Any]]) -> bool:
         """Dead letters (unchanged, with their reason) and alerts, flushed before anything is stored.
 
         False when asked to stop before the broker took them: then nothing is stored or committed and
@@ -311,9 +306,8 @@ class KafkaService:
             self.producer.send(dead_topic, value=rej.raw,
                                headers=[("reason", rej.reason.encode()), ("detail", rej.detail[:500].encode())])
         self._pending_rejects.clear()
-        for o in report.outcomes:
-            for alert, doc in zip(o.alerts, self.pipeline.alert_docs(o.alerts), strict=True):
-                self.producer.send(alert_topic, key=_alert_key(alert), value=orjson.dumps(doc))
+        for doc in alert_docs:  # keyed by model: one model's alerts stay in order on one partition
+            self.producer.send(alert_topic, key=str(doc["model"]).encode(), value=orjson.dumps(doc))
         while True:
             try:
                 self.producer.flush(BROKER_CALL_TIMEOUT_S)

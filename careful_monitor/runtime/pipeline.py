@@ -121,7 +121,6 @@ class Pipeline:
                 metrics.dataset_state.labels(model, dataset).set(state.code)
         self.decoder = EventDecoder({m: list(c.features) for m, c in cfg.models.items()}, cfg.limits.max_event_bytes,
                                     ts_min=cfg.limits.ts_min, ts_max=cfg.limits.ts_max)
-        self._versions: dict[str, list[str]] = {m: list(mon.version_order) for m, mon in self.monitors.items()}
         self.dirty: set[str] = set()
         self.poll_clock = poll_clock
         self._polled_at = poll_clock()
@@ -185,7 +184,6 @@ class Pipeline:
         """Replace every monitor's state with the stored one (after a Kafka partition assignment)."""
         for model, mon in list(self.monitors.items()):
             self.monitors[model] = self._monitor(model, mon.spec, mon.anchor, mon.synthetic, states.get(model))
-            self._versions[model] = list(self.monitors[model].version_order)
         self.dirty.clear()
         self.poll_lifecycle()  # a stored snapshot may predate a retire or reactivate
 
@@ -215,15 +213,11 @@ class Pipeline:
                 log_outcome(o)
             report.outcomes.extend(outcomes)
             self.metrics.event_time(model, mon.last_ts, now, mon.open_events)
-            self._sync_versions(model, mon)
+            # export only the engine's last versions_per_model, also dropping versions that entered and
+            # left the kept list within this batch (compared with what is exported, not the previous list)
+            self.metrics.keep_versions(model, mon.version_order)
             self.dirty.add(model)
         return report
-
-    def _sync_versions(self, model: str, mon: ModelMonitor) -> None:
-        """Export only the engine's last `versions_per_model` versions, also dropping those that entered and
-        left the kept list within one batch (compared with what is exported, not with the previous list)."""
-        self.metrics.keep_versions(model, mon.version_order)  # cheap: a walk over the exported versions
-        self._versions[model] = list(mon.version_order)
 
     def flush(self) -> list[WindowOutcome]:
         """Close every open window that holds `window.min_size` events (`replay --flush`)."""
@@ -249,10 +243,15 @@ class Pipeline:
                 log.warning("could not re-read the lineage, alerts carry the one read before: %s", exc)
         return [alert_json(a, self._trained.get((a.model, a.dataset), [])) for a in alerts]
 
-    def persist(self, outcomes: Sequence[WindowOutcome], offsets: Sequence[tuple[str, str, int, int]] = ()) -> None:
-        """Store window results, alerts and the touched models' engine state in one transaction."""
+    def persist(self, outcomes: Sequence[WindowOutcome], offsets: Sequence[tuple[str, str, int, int]] = (), *,
+                alert_docs: Sequence[dict[str, Any]] | None = None) -> None:
+        """Store window results, alerts and the touched models' engine state in one transaction.
+
+        `alert_docs`: the outcomes' alerts as `alert_docs` already wrote them (the Kafka service publishes
+        the same documents it stores); made here when not given.
+        """
         windows = [o.result for o in outcomes]
-        alerts = self.alert_docs([a for o in outcomes for a in o.alerts])
+        alerts = self.alert_docs([a for o in outcomes for a in o.alerts]) if alert_docs is None else alert_docs
         states = {m: self.monitors[m].snapshot() for m in self.dirty}
         self.store.commit_batch(windows=windows, alerts=alerts, states=states, offsets=list(offsets))
         self.dirty.clear()

@@ -28,8 +28,8 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 from sqlalchemy.pool import StaticPool
 
-from careful_monitor.contracts import alert_json, window_json
-from careful_monitor.engine.types import Alert, WindowResult
+from careful_monitor.contracts import window_json
+from careful_monitor.engine.types import WindowResult
 from careful_monitor.errors import NotFoundError, RegistryError, StoreError
 from careful_monitor.store.models import (
     AlertRow,
@@ -411,13 +411,13 @@ class Store:
     # -- windows, alerts, engine state, offsets ------------------------------------------------
 
     def commit_batch(self, *, windows: Sequence[WindowResult | Mapping[str, Any]] = (),
-                     alerts: Sequence[Alert | Mapping[str, Any]] = (),
+                     alerts: Sequence[Mapping[str, Any]] = (),
                      states: Mapping[str, bytes] = _NO_STATES,
                      offsets: Sequence[tuple[str, str, int, int]] = ()) -> None:
         """Write window results, alerts, engine snapshots and consumer offsets in one transaction.
 
-        Typed results are serialised here to their JSON contracts (`careful_monitor.contracts`);
-        mappings are taken as documents already in that form.
+        Typed window results are serialised here to their JSON contract (`careful_monitor.contracts`);
+        alerts come as documents, written by `Pipeline.alert_docs` with the lineage they need.
 
         Windows (by model and window) and alerts (by alert_id) already stored are left as they are, so
         a redelivered batch writes nothing twice and never resets an ack; snapshots and offsets are
@@ -430,7 +430,7 @@ class Store:
             window_rows.setdefault((row["model"], row["window_index"]), row)
         alert_rows: dict[str, dict[str, Any]] = {}
         for alert in alerts:
-            row = _alert_row(alert_json(alert) if isinstance(alert, Alert) else alert)
+            row = _alert_row(alert)
             alert_rows.setdefault(row["alert_id"], row)
         state_rows = [{"model": m, "snapshot": bytes(states[m]), "updated_at": now} for m in sorted(states)]
         offset_rows = {

@@ -79,22 +79,20 @@ def test_retire_resolves_the_page_on_the_live_metric(served_demo) -> None:
     url, _, work = served_demo
     series = 'careful_monitor_dataset_state{dataset="tickets-synth-collapsed",model="ticket-router"}'
     assert f"{series} 2.0" in _get(url + "/metrics")[1].decode()
-    cm = [sys.executable, "-m", "careful_monitor.cli", "datasets"]
     cfg = ["--config", str(work / "config.yaml")]
-    r = subprocess.run([*cm, "retire", *cfg, "tickets-synth-collapsed", "--by", "oncall", "--reason", "alert"],
-                       capture_output=True, timeout=60)
-    assert r.returncode == 0, r.stderr.decode()
-    deadline = time.monotonic() + 20
-    while f"{series} 4.0" not in _get(url + "/metrics")[1].decode():
-        assert time.monotonic() < deadline, "dataset_state did not become 4 (retired)"
-        time.sleep(0.5)
-    r = subprocess.run([*cm, "reactivate", *cfg, "tickets-synth-collapsed", "--by", "oncall", "--reason", "regen"],
-                       capture_output=True, timeout=60)
-    assert r.returncode == 0, r.stderr.decode()
-    deadline = time.monotonic() + 20
-    while f"{series} 0.0" not in _get(url + "/metrics")[1].decode():
-        assert time.monotonic() < deadline, "dataset_state did not go back to 0 (ok)"
-        time.sleep(0.5)
+
+    def lifecycle(action: str, reason: str, value: str, meaning: str) -> None:
+        r = subprocess.run([sys.executable, "-m", "careful_monitor.cli", "datasets", action, *cfg,
+                            "tickets-synth-collapsed", "--by", "oncall", "--reason", reason],
+                           capture_output=True, timeout=60)
+        assert r.returncode == 0, r.stderr.decode()
+        deadline = time.monotonic() + 20
+        while f"{series} {value}" not in _get(url + "/metrics")[1].decode():
+            assert time.monotonic() < deadline, f"dataset_state did not {meaning}"
+            time.sleep(0.5)
+
+    lifecycle("retire", "alert", "4.0", "become 4 (retired)")
+    lifecycle("reactivate", "regen", "0.0", "go back to 0 (ok)")
 
 
 def test_sigterm_exits_zero(served_demo) -> None:

@@ -12,8 +12,8 @@ and the MMD test of one window compute them once.
 >>> ref = build_profile("a", "real", {"inputs.x": rng.normal(size=2000).tolist(),
 ...                                    "inputs.y": rng.normal(size=2000).tolist()}, rng=rng)
 >>> rows = WindowRows({"inputs.x": rng.normal(size=100), "inputs.y": np.r_[np.nan, rng.normal(size=99)]})
->>> names, z = copula_scores(ref, rows)
->>> names, z.shape, copula_scores(ref, rows)[1] is z
+>>> _, names, z = copula_scores(ref, rows)
+>>> names, z.shape, copula_scores(ref, rows)[2] is z
 (['inputs.x', 'inputs.y'], (99, 2), True)
 """
 
@@ -23,12 +23,12 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from careful_monitor.engine.profile import NumericProfile, ReferenceProfile, normal_scores
+from careful_monitor.engine.profile import JointProfile, NumericProfile, ReferenceProfile, normal_scores
 
 #: fewer complete rows than this and no window-level test runs
 MIN_ROWS = 30
 
-Scores = tuple[list[str], np.ndarray] | None
+Scores = tuple[JointProfile, list[str], np.ndarray] | None
 
 
 class WindowRows(dict[str, np.ndarray]):
@@ -40,7 +40,7 @@ class WindowRows(dict[str, np.ndarray]):
 
 
 def copula_scores(reference: ReferenceProfile, window: Mapping[str, np.ndarray]) -> Scores:
-    """(feature names, rows x features normal scores) of the reference's joint features, or None when
+    """(joint profile, feature names, rows x features normal scores) of the reference's joint features, or None when
     the reference has no joint sample, fewer than two of its features are in the window, or fewer
     than MIN_ROWS rows are complete."""
     cache = window.scores if isinstance(window, WindowRows) else None
@@ -65,4 +65,4 @@ def _scores(reference: ReferenceProfile, window: Mapping[str, np.ndarray]) -> Sc
         return None
     profiles = [reference.features[f] for f in names]
     assert all(isinstance(p, NumericProfile) for p in profiles)  # the joint sample holds numeric features only
-    return names, np.column_stack([normal_scores(m[:, j], p) for j, p in enumerate(profiles)])  # type: ignore[arg-type]
+    return joint, names, np.column_stack([normal_scores(m[:, j], p) for j, p in enumerate(profiles)])  # type: ignore[arg-type]

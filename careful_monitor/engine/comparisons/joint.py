@@ -41,10 +41,8 @@ class JointCorrelation:
         found = copula_scores(reference, window)
         if found is None:
             return None
-        names, z = found
+        joint, names, z = found
         n = len(z)
-        joint = reference.joint
-        assert joint is not None  # copula_scores found its features
         idx = [joint.features.index(f) for f in names]
         ref_corr = joint.corr[np.ix_(idx, idx)]
         with np.errstate(invalid="ignore", divide="ignore"):

@@ -117,10 +117,8 @@ class MMD:
         found = copula_scores(reference, window)
         if found is None:
             return None
-        names, z = found
+        joint, names, z = found
         n = len(z)
-        joint = reference.joint
-        assert joint is not None  # copula_scores found its features
         null = _null(joint, tuple(joint.features.index(f) for f in names))
         if null.n_ref <= null.rank + 1:
             return None
