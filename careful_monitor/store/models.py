@@ -166,3 +166,14 @@ class LineageRow(Base):
     share: Mapped[float] = mapped_column(Float)
     recorded_at: Mapped[datetime]
     recorded_by: Mapped[str] = mapped_column(String(200))
+
+
+class SeenIdRow(Base):
+    """One recently seen event id of one model (a 64-bit hash), for id dedup; pruned to `limits.dedup_ids`."""
+
+    __tablename__ = "seen_ids"
+    __table_args__ = (Index("ix_seen_ids_model_seq", "model", "seq"),)
+
+    model: Mapped[str] = mapped_column(String(200), primary_key=True)
+    id_hash: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    seq: Mapped[int] = mapped_column(BigInteger)
