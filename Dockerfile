@@ -8,7 +8,8 @@ RUN pip wheel --no-cache-dir --wheel-dir /wheels .
 
 FROM python:3.11.11-slim-bookworm
 ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1
-RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin careful
+RUN useradd --uid 10001 --user-group --create-home --shell /usr/sbin/nologin careful \
+ && install -d -m 700 -o careful -g careful /home/careful/secrets   # a volume here keeps this owner
 COPY --from=builder /wheels /wheels
 RUN pip install --no-cache-dir --no-index --find-links /wheels careful-monitor && rm -rf /wheels
 USER 10001

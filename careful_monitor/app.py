@@ -33,6 +33,18 @@ def open_store(cfg: Config) -> Store:
     return Store(cfg.store_url, auto_migrate=cfg.store.auto_migrate)
 
 
+def _loopback(host: str) -> bool:
+    """True for a loopback address or `localhost` (the only hosts safe without a token)."""
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 @dataclass
 class App:
     """What a running command holds; `close()` (or leaving a `with`) releases it all."""
@@ -56,10 +68,22 @@ class App:
 
         Raises OSError when the port cannot be bound.
         """
+        import logging
+
+        from careful_monitor.runtime.auth import HttpAuth, warn_if_readable
         from careful_monitor.runtime.http import ServerThread, make_app
 
-        web = make_app(self.metrics, self.store, is_ready=is_ready, models=lambda: list(self.cfg.models))
-        self.server = ServerThread(web, self.cfg.http.host, self.cfg.http.port if port is None else port).start()
+        http = self.cfg.http
+        auth = HttpAuth.from_file(http.auth_token_file, protect_metrics=http.protect_metrics)
+        log = logging.getLogger("careful_monitor.http")
+        if (warning := warn_if_readable(http.auth_token_file)) is not None:
+            log.warning(warning)
+        if not auth.enabled and not _loopback(http.host):
+            log.warning("http.host is %s but no http.auth_token_file is set: /api is open to the network and "
+                        "write endpoints are disabled; set a token (README \"HTTP API and security\")", http.host)
+        web = make_app(self.metrics, self.store, is_ready=is_ready, auth=auth, cfg=self.cfg,
+                       max_body_bytes=http.max_body_bytes)
+        self.server = ServerThread(web, http.host, http.port if port is None else port, limits=http).start()
         return self.server
 
     def close(self) -> None:

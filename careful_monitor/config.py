@@ -187,8 +187,20 @@ class StoreConfig(_Strict):
 
 
 class HttpConfig(_Strict):
+    #: loopback by default; bind 0.0.0.0 only together with auth_token_file (README "HTTP API and security")
     host: str = "127.0.0.1"
     port: int = Field(9308, ge=0, le=65535)
+    #: a file holding the bearer token: then /api/* and /ui/* need it; write endpoints always need one
+    auth_token_file: str | None = None
+    #: also require the token for /metrics, /healthz and /readyz
+    protect_metrics: bool = False
+    #: an idle or slow-header connection is closed after this many seconds
+    idle_timeout_seconds: float = Field(15.0, gt=0, le=3600)
+    #: the largest request body accepted (write endpoints take a few fields)
+    max_body_bytes: int = Field(65_536, ge=1024, le=16_777_216)
+    #: the longest request line or header field, and the most header fields, accepted
+    max_header_bytes: int = Field(8190, ge=1024, le=65_536)
+    max_headers: int = Field(64, ge=8, le=512)
 
 
 class GovernanceConfig(_Strict):

@@ -20,6 +20,7 @@ from careful_monitor.cli.demo import demo
 from careful_monitor.cli.kafka import run, simulate, topics
 from careful_monitor.cli.lineage import lineage
 from careful_monitor.cli.replay import replay
+from careful_monitor.cli.token import token
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
@@ -41,7 +42,7 @@ def main(log_level: str, log_format: str) -> None:
     setup_logging(log_level, log_format)
 
 
-for _command in (datasets, alerts, lineage, db, replay, run, topics, simulate, demo, bench):
+for _command in (datasets, alerts, lineage, db, replay, run, topics, simulate, demo, bench, token):
     main.add_command(_command)
 
 __all__ = ["main"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import signal
 import threading
@@ -129,7 +130,10 @@ def run_demo(workdir: Path, *, serve: bool, port: int | None, seed: int, windows
     _prepare(workdir)
     click.echo(f"careful-monitor demo in {workdir} (seed {seed})")
     paths = write_scenario(workdir, seed, windows)
-    cfg = load_config(paths["config"], environ={})  # the demo ignores other store settings
+    # the demo ignores the environment's store and Kafka settings, but honours its HTTP ones
+    # (CAREFUL_MONITOR_HTTP__AUTH_TOKEN_FILE, __HOST, ...)
+    cfg = load_config(paths["config"], environ={k: v for k, v in os.environ.items()
+                                                if k.upper().startswith("CAREFUL_MONITOR_HTTP__")})
     store = open_store(cfg)
     click.echo("\n1. registering the datasets (CAREFUL cards + reference profiles)")
     _register(cfg, store, paths)

@@ -1,6 +1,8 @@
-"""The HTTP server: /metrics, /healthz, /readyz and the read-only JSON API, on aiohttp.
+"""The HTTP server: /metrics, /healthz, /readyz, the JSON API and its two write endpoints, on aiohttp.
 
 `ServerThread` runs it beside a synchronous command (replay, demo, run) on its own event loop.
+Authentication (`runtime.auth`) is one middleware; the server limits header size, header count,
+body size and idle time (`http.*`), and logs a client's error as one line.
 """
 
 from __future__ import annotations
@@ -11,8 +13,9 @@ import logging
 import sys
 import threading
 from collections.abc import Callable
+from datetime import UTC, datetime
 from pathlib import PurePosixPath, PureWindowsPath
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import orjson
 from aiohttp import web
@@ -20,15 +23,106 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_exceptions import HTTPException
 from prometheus_client import CONTENT_TYPE_LATEST
 
-from careful_monitor.errors import HttpBindError
+from careful_monitor.errors import HttpBindError, NotFoundError, RegistryError
+from careful_monitor.runtime.auth import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, HttpAuth
 from careful_monitor.sinks.prometheus import Metrics
 from careful_monitor.store import Store
+
+if TYPE_CHECKING:
+    from careful_monitor.config import Config, HttpConfig
 
 log = logging.getLogger(__name__)
 
 
-def _json(data) -> web.Response:
-    return web.Response(body=orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY), content_type="application/json")
+def _json(data, status: int = 200, headers: dict[str, str] | None = None) -> web.Response:
+    return web.Response(status=status, body=orjson.dumps(data, option=orjson.OPT_SERIALIZE_NUMPY),
+                        content_type="application/json", headers=headers)
+
+
+def _error(status: int, message: str, **extra: Any) -> web.Response:
+    headers = {"WWW-Authenticate": 'Bearer realm="careful-monitor"'} if status == 401 else None
+    return _json({"error": message, **extra}, status, headers)
+
+
+#: the application's HttpAuth, for pages that render forms (the CSRF token)
+AUTH_KEY = web.AppKey("auth", HttpAuth)
+#: the longest `by` and `reason` a write endpoint accepts (the store's columns hold 200 / any)
+MAX_BY, MAX_REASON = 200, 2000
+
+
+async def _fields(request: web.Request) -> dict[str, str]:
+    """The body's fields, from JSON or a form (url-encoded or multipart); cached on the request.
+
+    Raises HTTPBadRequest for another content type, bad JSON, or a non-string field.
+    """
+    if "fields" in request:
+        return request["fields"]
+    ctype = request.content_type
+    if ctype == "application/json":
+        try:
+            doc = orjson.loads(await request.read())
+        except orjson.JSONDecodeError:
+            raise web.HTTPBadRequest(text='{"error": "the body is not valid JSON"}',
+                                     content_type="application/json") from None
+        if not isinstance(doc, dict):
+            raise web.HTTPBadRequest(text='{"error": "the body must be a JSON object"}',
+                                     content_type="application/json")
+        raw: dict[str, Any] = doc
+    elif ctype in ("application/x-www-form-urlencoded", "multipart/form-data", ""):
+        raw = dict(await request.post())
+    else:
+        raise web.HTTPUnsupportedMediaType(text='{"error": "send application/json or a form"}',
+                                           content_type="application/json")
+    if not all(isinstance(v, str) for v in raw.values()):
+        raise web.HTTPBadRequest(text='{"error": "every field must be a string"}', content_type="application/json")
+    request["fields"] = raw
+    return raw
+
+
+def _text_field(fields: dict[str, str], name: str, limit: int) -> str:
+    """A required, non-blank, printable field of at most `limit` characters (HTTPBadRequest otherwise)."""
+    value = fields.get(name, "")
+    problem = ("is required and must not be blank" if not value.strip() else
+               f"is longer than {limit} characters" if len(value) > limit else
+               "must not contain control characters" if not value.isprintable() else None)
+    if problem:
+        raise web.HTTPBadRequest(text=orjson.dumps({"error": f"field '{name}' {problem}"}).decode(),
+                                 content_type="application/json")
+    return value.strip()
+
+
+def _guard(auth: HttpAuth) -> Callable[..., Any]:
+    """The authentication middleware (see `careful_monitor.runtime.auth` for the rules)."""
+    open_paths = ("/metrics", "/healthz", "/readyz")
+
+    @web.middleware
+    async def guard(request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
+        path = request.path
+        write = request.method not in ("GET", "HEAD", "OPTIONS")
+        if path == "/ui/login" or (path in open_paths and not auth.protect_metrics):
+            return await handler(request)
+        if write and not auth.enabled:
+            return _error(403, "write endpoints are disabled: set http.auth_token_file to enable them")
+        if not auth.enabled:
+            return await handler(request)
+        if auth.bearer_ok(request.headers.get("Authorization")):
+            return await handler(request)
+        sid = auth.session_id(request.cookies.get(SESSION_COOKIE))
+        if sid is None:
+            log.info("http: 401 %s %s from %s (no valid bearer token or session)", request.method,
+                     path[:200], request.remote)
+            return _error(401, "authentication required: send 'Authorization: Bearer <token>' "
+                               "(the token in http.auth_token_file)")
+        if write:
+            token = request.headers.get(CSRF_HEADER) or (await _fields(request)).get(CSRF_FIELD)
+            if not auth.csrf_ok(sid, token):
+                log.info("http: 403 %s %s from %s (missing or wrong CSRF token)", request.method, path[:200],
+                         request.remote)
+                return _error(403, f"a session needs the CSRF token ({CSRF_FIELD} field or {CSRF_HEADER} header)")
+        request["session"] = sid
+        return await handler(request)
+
+    return guard
 
 
 def _public_card(card: dict) -> dict:
@@ -46,7 +140,12 @@ def _dataset_doc(rec) -> dict:
 
 
 def make_app(metrics: Metrics, store: Store, *, is_ready: Callable[[], bool] = lambda: True,
-             models: Callable[[], list[str]] = lambda: []) -> web.Application:
+             models: Callable[[], list[str]] = lambda: [], auth: HttpAuth | None = None,
+             cfg: Config | None = None, max_body_bytes: int = 65_536) -> web.Application:
+    """The application; `cfg` (when given) names the models and is checked before a retirement."""
+    auth = auth or HttpAuth()
+    if cfg is not None:
+        models = lambda: list(cfg.models)  # noqa: E731
     async def metrics_handler(_: web.Request) -> web.Response:
         body = await asyncio.to_thread(metrics.exposition)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
@@ -91,11 +190,55 @@ def make_app(metrics: Metrics, store: Store, *, is_ready: Callable[[], bool] = l
         doc = await asyncio.to_thread(lineage_doc, store, req.match_info["model"])
         return _json(doc)  # the same JSON as `lineage show --json`, `versions: []` for a model with none recorded
 
-    app = web.Application()
+    async def ack(req: web.Request) -> web.Response:
+        fields = await _fields(req)
+        by = _text_field(fields, "by", MAX_BY)
+        alert_id = req.match_info["alert_id"]
+        try:
+            doc = await asyncio.to_thread(store.ack_alert, alert_id, by=by, at=datetime.now(UTC))
+        except NotFoundError as exc:
+            return _error(404, str(exc))
+        log.info("http: alert %s acknowledged by %r", alert_id, by)
+        return _json(doc)
+
+    async def retire(req: web.Request) -> web.Response:
+        from careful_monitor.registry import check_retire
+
+        fields = await _fields(req)
+        by, reason = _text_field(fields, "by", MAX_BY), _text_field(fields, "reason", MAX_REASON)
+        name = req.match_info["name"]
+        try:
+            if cfg is not None:
+                check_retire(cfg, name)
+            rec = await asyncio.to_thread(store.set_dataset_state, name, "retire", by=by, reason=reason)
+        except NotFoundError as exc:
+            return _error(404, str(exc))
+        except RegistryError as exc:
+            return _error(409, str(exc))
+        log.info("http: dataset %s retired by %r (%s)", name, by, reason)
+        return _json(_dataset_doc(rec))
+
+    async def login(req: web.Request) -> web.Response:
+        if not auth.enabled:
+            return _error(403, "no http.auth_token_file is configured: there is nothing to log in to")
+        fields = await _fields(req)
+        if not auth.bearer_ok("Bearer " + fields.get("token", "")):
+            log.info("http: 401 POST /ui/login from %s (wrong token)", req.remote)
+            return _error(401, "wrong token")
+        cookie = auth.new_session()
+        resp = _json({"csrf_token": auth.csrf_for(auth.session_id(cookie) or "")})
+        resp.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="Strict", path="/")
+        return resp
+
+    app = web.Application(middlewares=[_guard(auth)], client_max_size=max_body_bytes)
+    app[AUTH_KEY] = auth
     app.add_routes([web.get("/metrics", metrics_handler), web.get("/healthz", healthz), web.get("/readyz", readyz),
                     web.get("/api/alerts", alerts), web.get("/api/datasets", datasets),
                     web.get("/api/models/{model}/windows", windows),
-                    web.get("/api/models/{model}/lineage", lineage)])
+                    web.get("/api/models/{model}/lineage", lineage),
+                    web.post("/api/alerts/{alert_id}/ack", ack),
+                    web.post("/api/datasets/{name}/retire", retire),
+                    web.post("/ui/login", login)])
     return app
 
 
@@ -125,8 +268,11 @@ class _ServerLog:
 class ServerThread:
     """An aiohttp server on its own loop in a daemon thread; `stop()` shuts it down cleanly."""
 
-    def __init__(self, app: web.Application, host: str, port: int) -> None:
+    def __init__(self, app: web.Application, host: str, port: int, *, limits: HttpConfig | None = None) -> None:
         self.app, self.host, self.port = app, host, port
+        self._handler_args: dict[str, Any] = {} if limits is None else {
+            "keepalive_timeout": limits.idle_timeout_seconds, "max_line_size": limits.max_header_bytes,
+            "max_field_size": limits.max_header_bytes, "max_headers": limits.max_headers}
         self._loop = asyncio.new_event_loop()
         self._started = threading.Event()
         self._error: BaseException | None = None
@@ -136,7 +282,8 @@ class ServerThread:
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
         try:
-            self._runner = web.AppRunner(self.app, access_log=None, logger=_ServerLog())
+            # keepalive_timeout also closes a connection that never completes its headers (slowloris)
+            self._runner = web.AppRunner(self.app, access_log=None, logger=_ServerLog(), **self._handler_args)
             self._loop.run_until_complete(self._runner.setup())
             site = web.TCPSite(self._runner, self.host, self.port)
             self._loop.run_until_complete(site.start())

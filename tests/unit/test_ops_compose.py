@@ -34,7 +34,7 @@ CONFIG_SECTIONS = ("window", "policy", "profile", "limits", "dead_letters", "kaf
 #: CAREFUL_MONITOR_<SECTION>__<KEY>[__<KEY>...]
 ENV_KEY = re.compile(rf"CAREFUL_MONITOR_({'|'.join(s.upper() for s in CONFIG_SECTIONS)})(__[A-Z][A-Z0-9_]*)+")
 #: the CLI's top-level commands a container may run
-CLI_COMMANDS = {"run", "simulate", "topics", "db", "demo", "replay", "datasets", "alerts", "bench"}
+CLI_COMMANDS = {"run", "simulate", "topics", "db", "demo", "replay", "datasets", "alerts", "bench", "token", "lineage"}
 #: subcommands a container runs that the CLI does not have yet: xfail(strict), so each turns into a failure
 #: (remove it here) as soon as it exists. `run`, `simulate` and `topics create` exist now (issue 4).
 NOT_BUILT_YET: dict[str, str] = {}
@@ -164,6 +164,9 @@ def test_environment_is_valid_config(name: str) -> None:
     assert cfg.kafka.bootstrap == "kafka:9092"
     assert cfg.store_url == "postgresql://careful@postgres:5432/careful"
     assert cfg.http.port == 9308 and cfg.http.host == "0.0.0.0"
+    # 0.0.0.0 only with a token: the file `init` writes into the volume every careful-monitor container mounts
+    assert cfg.http.auth_token_file == "/home/careful/secrets/http-token"
+    assert "http-token:/home/careful/secrets" in svc["volumes"]
 
 
 def test_config_sections_are_the_config_models_sections() -> None:
@@ -178,8 +181,8 @@ def test_compose_commands_start_with_a_cli_command() -> None:
     for where, argv in COMPOSE_COMMANDS:
         assert argv and argv[0] in CLI_COMMANDS, f"{where}: `careful-monitor {' '.join(argv)}`"
     assert ("careful-monitor", ["run", "--config", CONFIG_IN_CONTAINER]) in COMPOSE_COMMANDS
-    assert [argv[:2] for where, argv in COMPOSE_COMMANDS if where == "init"] == [["db", "upgrade"],
-                                                                                 ["topics", "create"]]
+    assert [argv[:2] for where, argv in COMPOSE_COMMANDS if where == "init"] == [
+        ["token", "/home/careful/secrets/http-token"], ["db", "upgrade"], ["topics", "create"]]
     assert [argv[0] for where, argv in COMPOSE_COMMANDS if where == "simulate"] == ["simulate"]
 
 
@@ -231,7 +234,7 @@ def test_commands_read_the_mounted_config() -> None:
         if "--config" in argv:
             assert argv[argv.index("--config") + 1] == CONFIG_IN_CONTAINER, where
         else:
-            assert _subcommand(argv) == ["demo"], f"{where}: {argv} does not read the mounted config"
+            assert _subcommand(argv) in (["demo"], ["token"]), f"{where}: {argv} does not read the mounted config"
 
 
 DATASETS_MOUNT = "./datasets:/data/datasets:ro"

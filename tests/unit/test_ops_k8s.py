@@ -24,7 +24,7 @@ K8S = ROOT / "deploy" / "k8s"
 BASE = K8S / "base"
 OVERLAY = K8S / "overlays" / "example"
 #: files a secretGenerator reads that the user creates (never committed): a `.example` sits beside each
-USER_FILES = {"kafka-password.txt"}
+USER_FILES = {"kafka-password.txt", "http-token.txt"}
 
 
 def _load(path: Path) -> dict:
@@ -90,7 +90,7 @@ def test_deployment_service_probes_and_secrets_agree() -> None:
     assert env["CAREFUL_MONITOR_STORE__URL"]["valueFrom"]["secretKeyRef"] == {"name": "careful-monitor-store",
                                                                               "key": "url"}
     password_file = env["CAREFUL_MONITOR_KAFKA__SECURITY__PASSWORD_FILE"]["value"]
-    secret_volume = next(n for n, v in volumes.items() if "secret" in v)
+    secret_volume = "kafka-password"
     assert posixpath.dirname(password_file) == mounts[secret_volume]
     assert [i["path"] for i in volumes[secret_volume]["secret"]["items"]] == [posixpath.basename(password_file)]
     # the Secrets and keys the pod reads are the ones the example overlay generates
@@ -104,6 +104,14 @@ def test_deployment_service_probes_and_secrets_agree() -> None:
     assert {i["key"] for i in secret["items"]} <= generated[secret["secretName"]]
     assert overlay["images"][0]["name"] == c["image"].split(":")[0]
     assert overlay["replicas"][0]["name"] == dep["metadata"]["name"]
+    # the API binds 0.0.0.0 only with a token from a required Secret, mounted where http.auth_token_file points
+    cfg = load_config(BASE / "config.yaml", environ={"CAREFUL_MONITOR_STORE__URL": "sqlite://"})
+    assert cfg.http.host == "0.0.0.0" and cfg.http.auth_token_file and not cfg.http.protect_metrics
+    token = volumes["http-token"]["secret"]
+    assert "optional" not in token and token["defaultMode"] == 0o400
+    assert posixpath.dirname(cfg.http.auth_token_file) == mounts["http-token"]
+    assert [i["path"] for i in token["items"]] == [posixpath.basename(cfg.http.auth_token_file)]
+    assert {i["key"] for i in token["items"]} <= generated[token["secretName"]]
 
 
 def test_config_is_valid_with_the_pod_environment() -> None:
