@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 PIP    := $(BIN)/pip
 export PIP_CACHE_DIR ?= $(CURDIR)/.cache/pip
 
-.PHONY: install install-test demo lint test unit bench clean
+.PHONY: install install-test demo lint test unit bench docs clean
 
 include deploy/kafka/kafka.mk
 
@@ -35,6 +35,10 @@ lint: install-test
 test: install-test
 	deploy/services.sh install   # promtool, amtool, prometheus, alertmanager from Debian when missing (root)
 	$(BIN)/python -m pytest
+
+docs: install-test   # README's screenshot of the alert page, from the demo in headless Chromium
+	deploy/services.sh install
+	$(BIN)/python docs/screenshot.py
 
 unit: install-test
 	$(BIN)/python -m pytest tests/unit

@@ -1,3 +1,58 @@
 """careful-monitor: lifecycle monitoring (the L of CAREFUL) for models trained on real + synthetic data."""
 
+import sys
+
 __version__ = "0.1.0"
+
+#: the commands that promise "SIGTERM at any moment exits 0" (README, Reliability)
+_SERVICE_COMMANDS = frozenset({"run", "replay"})
+#: options of the `main` group that take a value (`--log-level debug run ...`)
+_GROUP_OPTIONS_WITH_VALUE = frozenset({"--log-level", "--log-format"})
+
+
+def _cli_command(argv: list[str]) -> str | None:
+    """The command this process runs when it is the careful-monitor CLI (`careful-monitor ...` or
+    `python -m careful_monitor.cli ...`), else None (a library import, pytest, a notebook)."""
+    entry = argv[0] if argv else ""
+    if entry == "-m":  # `python -m careful_monitor.cli`: sys.argv[0] is "-m" while the package is imported
+        orig = getattr(sys, "orig_argv", [])
+        module = orig[orig.index("-m") + 1] if "-m" in orig[:-1] else ""
+        if module != "careful_monitor.cli":
+            return None
+    elif entry.replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".exe") != "careful-monitor":
+        return None
+    args = iter(argv[1:])
+    for arg in args:
+        if arg in _GROUP_OPTIONS_WITH_VALUE:
+            next(args, None)
+        elif not arg.startswith("-"):
+            return arg
+    return None
+
+
+def _exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM before the command's own handler exists: unwind (closing what is open) and exit 0."""
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough; a second must not interrupt the unwinding
+    raise SystemExit(0)
+
+
+def _stop_cleanly_from_first_import() -> None:
+    """Install the start-up SIGTERM handler, for `run` and `replay` only, as the very first thing they do.
+
+    Nothing before the service loop has stored or committed anything, so leaving by SystemExit(0)
+    (which runs every `finally` and `with` on the way out: store, HTTP server) is a clean stop. `run`
+    replaces it with its graceful handler (finish the batch, persist, commit) when its loop starts.
+    Any other import of the package (library use, tests) leaves signal handling alone.
+    """
+    if _cli_command(sys.argv) not in _SERVICE_COMMANDS:
+        return
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+
+
+_stop_cleanly_from_first_import()

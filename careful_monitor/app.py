@@ -63,7 +63,8 @@ class App:
             raise RuntimeError("this App was built with pipeline=False")
         return self._pipeline
 
-    def serve(self, port: int | None = None, *, is_ready: Callable[[], bool] = lambda: True) -> ServerThread:
+    def serve(self, port: int | None = None, *, is_ready: Callable[[], bool] = lambda: True,
+              not_ready_reason: Callable[[], str | None] = lambda: None) -> ServerThread:
         """Serve /metrics, /healthz, /readyz and /api on http.host, port `port` (default http.port; 0 = any free).
 
         Raises OSError when the port cannot be bound.
@@ -82,7 +83,7 @@ class App:
             log.warning("http.host is %s but no http.auth_token_file is set: /api is open to the network and "
                         "write endpoints are disabled; set a token (README \"HTTP API and security\")", http.host)
         web = make_app(self.metrics, self.store, is_ready=is_ready, auth=auth, cfg=self.cfg,
-                       max_body_bytes=http.max_body_bytes)
+                       max_body_bytes=http.max_body_bytes, not_ready_reason=not_ready_reason)
         self.server = ServerThread(web, http.host, http.port if port is None else port, limits=http).start()
         return self.server
 

@@ -110,7 +110,7 @@ def load_card(path: str | Path, use_limits: Sequence[str] = (), *,
         raise ManifestError(str(p), "data", f"{card.data!r} resolves outside the card's folder {str(folder)!r} "
                                             "('..' or a symlink); move the file next to the card "
                                             "(or pass --allow-outside)")
-    if not resolved.is_file():
+    if not resolved.is_file() and not resolved.is_dir():  # a folder is a Parquet dataset (sources.datasets)
         raise ManifestError(str(p), "data", f"file {card.data!r} does not exist (relative to the card's folder)")
     return card, raw, resolved
 

@@ -142,6 +142,10 @@ class LimitsConfig(_Strict):
     #: divided by 1000 is taken as milliseconds; anything else is a `schema` dead letter
     ts_min: float = 946_684_800.0
     ts_max: float = 4_102_444_800.0
+    #: event-id dedup: an event whose `id` is among the last `dedup_ids` ids seen for its model (kept
+    #: as 64-bit hashes in the store, so across restarts, replays and Kafka redeliveries) is dropped and
+    #: counted as events_total{outcome="duplicate"}; events without `id` are never dropped; 0 turns it off
+    dedup_ids: int = Field(100_000, ge=0)
 
     @model_validator(mode="after")
     def _ts_order(self) -> LimitsConfig:
@@ -201,6 +205,9 @@ class HttpConfig(_Strict):
     #: the longest request line or header field, and the most header fields, accepted
     max_header_bytes: int = Field(8190, ge=1024, le=65_536)
     max_headers: int = Field(64, ge=8, le=512)
+    #: where people reach this server (e.g. https://careful.example.com): links printed by the demo,
+    #: `alerts show` and `report`; None = the address it binds
+    public_url: str | None = Field(None, pattern=r"^https?://[^\s/]+(/[^\s]*)?$")
 
 
 class GovernanceConfig(_Strict):
@@ -224,6 +231,29 @@ class GovernanceConfig(_Strict):
         return v
 
 
+class IsolationConfig(_Strict):
+    """Evaluation isolation (`datasets isolation`, careful_monitor.isolation): duplicates between sets."""
+
+    #: a pair whose contamination rate ((exact + near) / evaluation rows) exceeds this fails the check (exit 3)
+    max_rate: float = Field(0.01, ge=0, le=1)
+    #: near duplicate: estimated Jaccard similarity of the word shingles at least this
+    threshold: float = Field(0.8, gt=0, le=1)
+    #: words per shingle of the near-duplicate check
+    shingle: int = Field(3, ge=1, le=10)
+    #: MinHash permutations per row (stored at registration: changing it needs a re-registration)
+    num_perm: int = Field(64, ge=8, le=512)
+    #: numbers are rounded to this many decimals before rows are hashed
+    numeric_decimals: int = Field(6, ge=0, le=15)
+    #: n of the n-gram overlap check on long texts (texts of at least `ngram` words)
+    ngram: int = Field(13, ge=5, le=50)
+    #: keep one n-gram in `ngram_sample` (chosen by hash, the same on both sides) to bound what is stored
+    ngram_sample: int = Field(8, ge=1, le=1024)
+    #: example row numbers reported per kind and pair
+    examples: int = Field(10, ge=0, le=1000)
+    #: compute signatures at registration and check an evaluation set when it is registered
+    at_registration: bool = True
+
+
 class Config(_Strict):
     models: dict[str, ModelConfig] = Field(default_factory=dict)
     window: WindowConfig = Field(default_factory=WindowConfig)
@@ -235,6 +265,7 @@ class Config(_Strict):
     store: StoreConfig = Field(default_factory=StoreConfig)
     http: HttpConfig = Field(default_factory=HttpConfig)
     governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
+    isolation: IsolationConfig = Field(default_factory=IsolationConfig)
     #: folder of the config file (relative paths resolve against it); cwd without a file
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
     source: str | None = Field(None, exclude=True)

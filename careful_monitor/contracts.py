@@ -73,6 +73,7 @@ def window_json(w: WindowResult) -> dict[str, Any]:
         "attribution": [attribution_json(a) for a in w.attribution],
         "blamed": list(w.blamed), "states": {k: str(v) for k, v in w.states.items()},
         "detector_hits": w.detector_hits,
+        "counts": {f: list(c) for f, c in w.counts.items()},
     }
 
 

@@ -60,3 +60,13 @@ class BrokerError(CarefulError):
     """The Kafka broker cannot be used (unreachable, authentication refused): names the bootstrap."""
 
     exit_code = 2
+
+
+class CheckFailedError(CarefulError):
+    """A check ran and the data failed it: exit 3, so CI can gate on it.
+
+    Distinct from 1 (runtime failure) and 2 (usage or config): e.g. `datasets isolation` when a
+    contamination rate is above `isolation.max_rate`.
+    """
+
+    exit_code = 3

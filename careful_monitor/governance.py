@@ -97,3 +97,23 @@ def check(cfg: Config, store: Store) -> list[Violation]:
                 add(name, "no-evaluation", f"'{name}' is in {key}.evaluation but its card says no-evaluation",
                     f"evaluate {model} on another set: remove '{name}' from {key}.evaluation")
     return out
+
+
+def review_due(store: Store) -> list[tuple[str, float]]:
+    """(dataset, unix time its next review is due) for every dataset whose card sets lifecycle.review_every_days.
+
+    Due = the dataset's last lifecycle decision in the audit log (registration or re-registration, review,
+    reactivation: each is a person looking at it) plus review_every_days days. Retired datasets are never due.
+    """
+    last: dict[str, float] = {}
+    for a in store.audit_log():
+        if a.action in ("registered", "re-registered", "review", "reactivate"):
+            last[a.dataset] = max(last.get(a.dataset, 0.0), a.at.timestamp())
+    out = []
+    for rec in store.list_datasets():
+        days = (rec.card.get("lifecycle") or {}).get("review_every_days")
+        if rec.state == "retired" or not isinstance(days, int | float) or isinstance(days, bool) or days <= 0:
+            continue
+        since = last.get(rec.name, rec.registered_at.timestamp())
+        out.append((rec.name, since + float(days) * 86400.0))
+    return sorted(out)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from careful_monitor import isolation
 from careful_monitor.cards import Card, data_relative, load_card
 from careful_monitor.config import Config
 from careful_monitor.engine.profile import ReferenceProfile, build_profile
@@ -98,10 +99,18 @@ def register(cfg: Config, store: Store, manifest: str | Path, *, by: str, seed: 
         log.warning(w)
     card_doc = {k: v for k, v in raw.items()}
     card_doc["data"] = data_relative(manifest, data_path)  # relative to the card's folder, never absolute
+    sha256 = file_sha256(data_path)
     record = store.put_dataset(name=card.name, role=card.role, anchored_by=card.anchored_by, card=card_doc,
-                               profile=profile.to_bytes(), n_rows=profile.n_rows,
-                               data_sha256=file_sha256(data_path), by=by)
-    return Registered(record, profile, warnings)
+                               profile=profile.to_bytes(), n_rows=profile.n_rows, data_sha256=sha256, by=by)
+    # row hashes and MinHash signatures, streamed from the file; an evaluation set is also checked (warns)
+    late = isolation.at_registration(cfg, store, card.name, data_path, role=card.role, kinds=kinds,
+                                     data_sha256=sha256, manifest=str(manifest))
+    from careful_monitor import gates  # pre-flight report of a synthetic set against its anchor (warns, stored)
+
+    late += gates.at_registration(cfg, store, record, profile, columns, anchor=anchor)
+    for w in late:
+        log.warning(w)
+    return Registered(record, profile, warnings + late)
 
 
 def check_retire(cfg: Config, name: str) -> None:

@@ -1,7 +1,7 @@
 """careful-monitor's command line: the `main` click group, and one module per command group.
 
 Commands are thin: they parse flags, get their adapters from `careful_monitor.app`, and render.
-Exit codes: 0 ok, 1 runtime failure, 2 bad usage or config.
+Exit codes: 0 ok, 1 runtime failure, 2 bad usage or config, 3 a check failed (`datasets isolation`).
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import click
 from careful_monitor import __version__
 from careful_monitor.cli.alerts import alerts
 from careful_monitor.cli.bench import bench
+from careful_monitor.cli.card import card
 from careful_monitor.cli.common import example, setup_logging
 from careful_monitor.cli.datasets import datasets
 from careful_monitor.cli.db import db
@@ -20,6 +21,7 @@ from careful_monitor.cli.demo import demo
 from careful_monitor.cli.kafka import run, simulate, topics
 from careful_monitor.cli.lineage import lineage
 from careful_monitor.cli.replay import replay
+from careful_monitor.cli.report import report
 from careful_monitor.cli.token import token
 
 
@@ -42,7 +44,8 @@ def main(log_level: str, log_format: str) -> None:
     setup_logging(log_level, log_format)
 
 
-for _command in (datasets, alerts, lineage, db, replay, run, topics, simulate, demo, bench, token):
+datasets.add_command(card)  # `datasets card`, in its own module
+for _command in (datasets, alerts, lineage, db, replay, run, topics, simulate, demo, bench, token, report):
     main.add_command(_command)
 
 __all__ = ["main"]

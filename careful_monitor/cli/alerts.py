@@ -52,3 +52,23 @@ def alerts_ack(config_path: str | None, alert_id: str, by: str) -> None:
 
     a = open_store(load(config_path)).ack_alert(alert_id, by=by, at=datetime.now(UTC))
     click.echo(f"acknowledged {a['alert_id']} by {printable(a['acked_by'])} at {a['acked_at']}")
+
+
+@alerts.command("show", epilog=example("careful-monitor alerts show --config cfg.yaml "
+                                       "ticket-router:tickets-synth-collapsed:10:retire_recommended"))
+@config_option
+@click.argument("alert_id")
+@handle_errors
+def alerts_show(config_path: str | None, alert_id: str) -> None:
+    """Explain ALERT_ID in plain words (the text of the demo and of the evidence page), with its page link."""
+    from careful_monitor.app import open_store
+    from careful_monitor.explain import explain
+    from careful_monitor.ui.pages import alert_href
+
+    cfg = load(config_path)
+    a = open_store(cfg).get_alert(alert_id)
+    for line in explain(a, evidence=12):
+        click.echo(printable(line))
+    acked = f"acknowledged by {printable(a['acked_by'])} at {a['acked_at']}" if a["acked_by"] else "not acknowledged"
+    click.echo(f"  {acked}")
+    click.echo(f"  page: {cfg.http.public_url or f'http://{cfg.http.host}:{cfg.http.port}'}{alert_href(a['alert_id'])}")

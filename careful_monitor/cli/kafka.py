@@ -21,29 +21,45 @@ def run(config_path: str | None, port: int | None) -> None:
     """The long-running Kafka service: consume events, evaluate windows, publish alerts.
 
     Offsets are committed only after the window results, alerts and engine state they cover are
-    stored; SIGTERM finishes the current batch, persists, commits and exits 0.
+    stored; SIGTERM finishes the current batch, persists, commits and exits 0 (before the loop
+    runs, it exits 0 at once). While a dataset of a model's mix is not registered, or the store's
+    schema is behind (store.auto_migrate: false), it stays up and not-ready, says what it waits
+    for, and starts once that is fixed.
     """
     import signal
     import threading
 
     from careful_monitor.app import build
     from careful_monitor.runtime import make_service
+    from careful_monitor.runtime.kafka_loop import StartGate
 
-    # handlers first: a SIGTERM during start-up must still mean "stop cleanly, exit 0"
-    stop = threading.Event()
-
-    def _stop(signum, _frame) -> None:
-        log.info("received %s: finishing the batch, persisting, committing", signal.Signals(signum).name)
-        stop.set()
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
+    # until the loop runs nothing is stored or committed: SIGTERM unwinds (closing the store and the
+    # HTTP server) and exits 0; `careful_monitor/__init__.py` set the same handler at the first import
+    signal.signal(signal.SIGTERM, _exit_cleanly)
     cfg = load(config_path)
-    with build(cfg, http=False, pipeline=False) as app, _broker_errors(cfg):  # the service builds its own pipeline
-        service = make_service(cfg, app.store, app.metrics)
-        log_serving(app.serve(port, is_ready=lambda: service.ready).url)
-        if not stop.is_set():
-            service.run(stop)
+    gate = StartGate(cfg)
+    with gate.open_store(lambda: build(cfg, http=False, pipeline=False), port) as app, _broker_errors(cfg):
+        log_serving(app.serve(gate.port, is_ready=gate.is_ready, not_ready_reason=lambda: gate.reason).url)
+        gate.until_registered(app.store)
+        service = make_service(cfg, app.store, app.metrics)  # the service builds its own pipeline
+        gate.started(service)
+        stop = threading.Event()
+
+        def _stop(signum: int, _frame: object) -> None:
+            log.info("received %s: finishing the batch, persisting, committing", signal.Signals(signum).name)
+            stop.set()
+
+        signal.signal(signal.SIGTERM, _stop)
+        signal.signal(signal.SIGINT, _stop)
+        service.run(stop)
+
+
+def _exit_cleanly(signum: int, _frame: object) -> None:
+    import signal
+
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough; a second must not interrupt the unwinding
+    log.info("received %s during start-up: exiting", signal.Signals(signum).name)
+    raise SystemExit(0)
 
 
 @contextlib.contextmanager

@@ -21,7 +21,8 @@ from careful_monitor.cli.render import progress
               help="HTTP port for /metrics and the API (default: http.port; 0 = any free port).")
 @click.option("--no-http", is_flag=True, help="Do not serve HTTP while replaying.")
 @click.option("--restart", is_flag=True,
-              help="Re-read FILES from the start even if already replayed (their stored positions are overwritten).")
+              help="Re-read FILES from the start even if already replayed (their stored positions are overwritten); "
+                   "their events are not dropped as duplicate ids.")
 @click.option("--json", "as_json", is_flag=True, help="Print a JSON summary instead of a table; no progress bar.")
 @handle_errors
 def replay(config_path: str | None, files: tuple[str, ...], flush: bool, port: int | None, no_http: bool,
@@ -32,8 +33,10 @@ def replay(config_path: str | None, files: tuple[str, ...], flush: bool, port: i
     open at the end are kept in the store and continued by the next replay or run.
 
     Each file's byte position is stored with the batch it ends: a file already replayed is skipped,
-    a grown or interrupted one resumes where it stopped (--restart re-reads it). stdin is always read
-    as new events. Exits 1 when lines were read and every one was rejected.
+    a grown or interrupted one resumes where it stopped (--restart re-reads it, not dropping its
+    events as duplicates). An event whose `id` was among the model's last limits.dedup_ids ids is
+    dropped and counted as a duplicate (stdin, read from the start every time, relies on this).
+    Exits 1 when lines were read and every one was rejected.
     """
     from careful_monitor.app import build
     from careful_monitor.runtime.replay import input_bytes
@@ -59,14 +62,15 @@ def replay(config_path: str | None, files: tuple[str, ...], flush: bool, port: i
                                    on_bytes=lambda n: bar.advance(task, n))
     elapsed = time.perf_counter() - t0
     open_events = {m: mon.open_events for m, mon in app.pipeline.monitors.items()}
-    summary = {"lines": stats.lines, "accepted": stats.accepted, "rejected": stats.rejected, "windows": stats.windows,
+    summary = {"lines": stats.lines, "accepted": stats.accepted, "rejected": stats.rejected,
+               "duplicates": stats.duplicates, "windows": stats.windows,
                "alerts": [a.alert_id for a in stats.alerts], "seconds": round(elapsed, 3),
                "open_window_events": open_events,
                "skipped": [s.path for s in stats.skipped], "resumed_at": stats.resumed_at,
                "dead_letters": str(cfg.dead_letters_path), "store": app.store.url}
     for s in stats.skipped:
         click.echo(s.message(), err=True)
-    all_rejected = stats.lines > 0 and stats.accepted == 0
+    all_rejected = stats.lines > 0 and stats.accepted == 0 and stats.duplicates == 0
     if all_rejected:
         click.secho(f"error: every line was rejected ({stats.lines} lines); see the dead letters in "
                     f"{cfg.dead_letters_path}", fg="red", err=True)
@@ -78,7 +82,7 @@ def replay(config_path: str | None, files: tuple[str, ...], flush: bool, port: i
     rej = sum(stats.rejected.values())
     click.echo(f"replayed {stats.lines} lines in {elapsed:.1f}s: {stats.accepted} accepted, {rej} rejected "
                f"({', '.join(f'{k}={v}' for k, v in sorted(stats.rejected.items())) or 'none'}), "
-               f"{stats.windows} windows closed, {len(stats.alerts)} alerts")
+               f"{stats.duplicates} duplicate ids dropped, {stats.windows} windows closed, {len(stats.alerts)} alerts")
     for m, n in open_events.items():
         if n:
             click.echo(f"  {m}: {n} events in the open window (continued by the next replay; --flush closes it)")

@@ -18,6 +18,8 @@ from careful_monitor.config import Config, load_config
 from careful_monitor.contracts import window_json
 from careful_monitor.demo import scenario
 from careful_monitor.demo.files import write_scenario
+from careful_monitor.explain import explain
+from careful_monitor.ui.pages import alert_href
 
 if TYPE_CHECKING:
     from careful_monitor.store import Store
@@ -45,25 +47,6 @@ def _window_line(r: dict[str, Any]) -> str:
     states = " ".join(f"{k.replace('tickets-', '')}={v}" for k, v in r["states"].items() if v != "ok") or "all ok"
     return (f"{r['window']:>4} v{r['version'] or '?':<3} {len(r['flagged_features']):>2} flagged  "
             f"collapsed share {share} affinity {c.get('affinity', 0):+.2f}  {states:<38} {top}")
-
-
-def _explain(alert: dict[str, Any]) -> list[str]:
-    """An alert in plain words, from its JSON document."""
-    lines = [f"ALERT {alert['alert_id']}", f"  state: {alert['state']} (watch since window {alert['since_window']}, "
-             f"raised at window {alert['window']}, model versions {', '.join(alert['model_versions'])})"]
-    if alert["state"] == "retire_recommended":
-        lines.append(f"  why: live traffic has been drifting away from the real anchor for "
-                     f"{alert['window'] - alert['since_window'] + 1} windows, and the drift points toward "
-                     f"{alert['dataset']} (affinity {alert['affinity']:.2f}; "
-                     f"about {alert['share'] or 0:.0%} of a window looks "
-                     f"like it). The collapse fingerprints are in the evidence:")
-    else:
-        lines.append("  why: live traffic moved away from the anchor in a way no synthetic set explains:")
-    for e in alert["evidence"][:6]:
-        lines.append(f"    - {e['feature']} {e['signal']} = {e['value']:.3g} (p = {e['p_value']:.2g})")
-    lines.append(f"  action: {alert['action']}")
-    return lines
-
 
 
 def _through_kafka(cfg_path: Path, app: App, events: Path, windows: int, bootstrap: str | None,
@@ -173,7 +156,7 @@ def _stream(app: App, paths: dict[str, Path], workdir: Path, *, windows: int, ka
     if not alerts:
         click.echo("   none")
     for a in alerts:
-        for line in _explain(a):
+        for line in explain(a):
             click.secho("   " + line, fg="red" if line.startswith("ALERT") else None)
     last = store.last_windows(scenario.MODEL, 1)
     states = last[0]["states"] if last else app.pipeline.monitors[scenario.MODEL].states()
@@ -187,6 +170,9 @@ def _stream(app: App, paths: dict[str, Path], workdir: Path, *, windows: int, ka
     if server is not None:
         click.echo(f"   metrics / API: {server.url}/metrics  {server.url}/api/alerts  "
                    f"{server.url}/api/models/{scenario.MODEL}/windows?last=5")
+        base = cfg.http.public_url or server.url
+        for a in alerts:
+            click.echo(f"   evidence page: {base}{alert_href(a['alert_id'])}")
     if serve and server is not None:
         click.echo("\n   serving until Ctrl-C (or SIGTERM) ...")
         stop = threading.Event()

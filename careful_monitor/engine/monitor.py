@@ -218,7 +218,8 @@ class ModelMonitor:
             n_events=w.n, model_versions=versions, version=w.dominant_version(), flagged=ev.flagged,
             flagged_features=ev.flagged_features, evidence=evidence, tests=ev.tests, quality=ev.quality,
             attribution=attributions, blamed=tuple(sorted(blamed)), states=self.states(),
-            detector_hits=w.detector_hits)
+            detector_hits=w.detector_hits,
+            counts={f: tuple(ev.window_counts[f].tolist()) for f in ev.flagged_features if f in ev.window_counts})
         alerts = tuple(self._alert(t, result, now) for t in transitions if t.alerting)
         self.window_index += 1
         self.window = self._new_window()

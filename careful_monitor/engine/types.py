@@ -14,7 +14,7 @@ Numbers are kept at full precision; rounding for display and storage happens at 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import ClassVar
 
@@ -153,6 +153,10 @@ class WindowResult:
     blamed: tuple[str, ...]
     states: Mapping[str, PolicyState]
     detector_hits: int
+    #: the window's histogram on the anchor's grid of each flagged feature (numeric: the anchor's bins;
+    #: categorical: its categories + other; text: its top-K tokens + other; probs: confidence bins),
+    #: what the evidence pages plot against the references' stored histograms
+    counts: Mapping[str, tuple[int, ...]] = field(default_factory=dict)
 
     def attribution_of(self, dataset: str) -> Attribution | None:
         return next((a for a in self.attribution if a.dataset == dataset), None)

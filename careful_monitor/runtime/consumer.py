@@ -7,6 +7,7 @@ in pure Python, which caps this runtime well below the default `aiokafka` one (R
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -40,7 +41,15 @@ class KafkaPythonClient:
         self.consumer.subscribe([topic], listener=_Listener())  # joins the group on the first poll
 
     async def poll(self, timeout_ms: int) -> Mapping[Partition, Sequence[Record]]:
-        return self.consumer.poll(timeout_ms=timeout_ms, max_records=self.max_records)
+        from kafka.errors import SaslAuthenticationFailedError
+
+        try:
+            return self.consumer.poll(timeout_ms=timeout_ms, max_records=self.max_records)
+        except SaslAuthenticationFailedError:
+            # the brokers refuse us now (user deleted, password changed): kafka-python raises it from
+            # poll where aiokafka retries; stay up, not-ready (kafka_settings.CredentialsWatch), and retry
+            await asyncio.sleep(timeout_ms / 1000)
+            return {}
 
     async def commit(self, offsets: Mapping[Partition, int]) -> None:
         from kafka.structs import OffsetAndMetadata

@@ -86,7 +86,9 @@ class FaustService(KafkaService):
         import faust
 
         self._stop = stop
-        self.producer = self.producer_factory(self.cfg)
+        if not self.connect_producer(stop):  # gives way to a SIGTERM while the broker does not answer
+            return
+        assert self.producer is not None
         stored = self._restore()  # once: Faust's rebalances do not reload it (one worker per group)
         app = self.app_factory(self.cfg)
         topic = app.topic(self.topic, key_serializer="raw", value_serializer="raw")
@@ -124,6 +126,7 @@ class FaustService(KafkaService):
 
         self._running = True
         self._set_ready(True)
+        self.credentials.start()  # not ready while the brokers refuse our credentials
         log.info("consuming %s as group %s from %s (faust)", self.topic, self.group, self.cfg.kafka.bootstrap)
         worker = faust.Worker(app, loglevel="warning", quiet=True, override_logging=False)
         try:
@@ -132,6 +135,7 @@ class FaustService(KafkaService):
             pass
         finally:
             self._running = False
+            self.credentials.stop()
             self._set_ready(False)
             self.producer.flush(CLOSE_TIMEOUT_S)
             self.producer.close(CLOSE_TIMEOUT_S)

@@ -99,7 +99,7 @@ def _guard(auth: HttpAuth) -> Callable[..., Any]:
     async def guard(request: web.Request, handler: Callable[[web.Request], Any]) -> web.StreamResponse:
         path = request.path
         write = request.method not in ("GET", "HEAD", "OPTIONS")
-        if path == "/ui/login" or (path in open_paths and not auth.protect_metrics):
+        if path in ("/ui/login", "/ui/static/style.css") or (path in open_paths and not auth.protect_metrics):
             return await handler(request)
         if write and not auth.enabled:
             return _error(403, "write endpoints are disabled: set http.auth_token_file to enable them")
@@ -108,6 +108,10 @@ def _guard(auth: HttpAuth) -> Callable[..., Any]:
         if auth.bearer_ok(request.headers.get("Authorization")):
             return await handler(request)
         sid = auth.session_id(request.cookies.get(SESSION_COOKIE))
+        if sid is None and not write and (path == "/ui" or path.startswith("/ui/")):
+            from careful_monitor.ui.routes import login_redirect
+
+            raise login_redirect(request.path_qs)  # a browser: to the login form, and back afterwards
         if sid is None:
             log.info("http: 401 %s %s from %s (no valid bearer token or session)", request.method,
                      path[:200], request.remote)
@@ -141,8 +145,12 @@ def _dataset_doc(rec) -> dict:
 
 def make_app(metrics: Metrics, store: Store, *, is_ready: Callable[[], bool] = lambda: True,
              models: Callable[[], list[str]] = lambda: [], auth: HttpAuth | None = None,
-             cfg: Config | None = None, max_body_bytes: int = 65_536) -> web.Application:
-    """The application; `cfg` (when given) names the models and is checked before a retirement."""
+             cfg: Config | None = None, max_body_bytes: int = 65_536,
+             not_ready_reason: Callable[[], str | None] = lambda: None) -> web.Application:
+    """The application; `cfg` (when given) names the models and is checked before a retirement.
+
+    `not_ready_reason` says why `is_ready` is false (served as `reason` in the 503 body of /readyz).
+    """
     auth = auth or HttpAuth()
     if cfg is not None:
         models = lambda: list(cfg.models)  # noqa: E731
@@ -157,8 +165,13 @@ def make_app(metrics: Metrics, store: Store, *, is_ready: Callable[[], bool] = l
         store_ok = await asyncio.to_thread(store.ping)
         ready = store_ok and is_ready()
         metrics.ready.set(1 if ready else 0)
-        return _json({"ready": ready, "store": store_ok}) if ready else web.Response(
-            status=503, body=orjson.dumps({"ready": False, "store": store_ok}), content_type="application/json")
+        if ready:
+            return _json({"ready": True, "store": store_ok})
+        doc: dict[str, Any] = {"ready": False, "store": store_ok}
+        reason = not_ready_reason() if store_ok else "the store is unreachable"
+        if reason:
+            doc["reason"] = reason
+        return _json(doc, 503)
 
     async def alerts(req: web.Request) -> web.Response:
         q = req.query
@@ -190,6 +203,20 @@ def make_app(metrics: Metrics, store: Store, *, is_ready: Callable[[], bool] = l
         doc = await asyncio.to_thread(lineage_doc, store, req.match_info["model"])
         return _json(doc)  # the same JSON as `lineage show --json`, `versions: []` for a model with none recorded
 
+    def answer(fields: dict[str, str], doc: Any, done: str) -> web.Response:
+        """JSON for an API client; a form with `next` (the evidence pages) is sent back to its page."""
+        target = fields.get("next")
+        if target:
+            from careful_monitor.ui.routes import safe_next
+
+            raise web.HTTPSeeOther(safe_next(target) + f"?done={done}")
+        return _json(doc)
+
+    async def isolation(_: web.Request) -> web.Response:
+        from careful_monitor.isolation import isolation_doc
+
+        return _json(await asyncio.to_thread(isolation_doc, store))  # as `datasets isolation --json` stores it
+
     async def ack(req: web.Request) -> web.Response:
         fields = await _fields(req)
         by = _text_field(fields, "by", MAX_BY)
@@ -199,7 +226,7 @@ def make_app(metrics: Metrics, store: Store, *, is_ready: Callable[[], bool] = l
         except NotFoundError as exc:
             return _error(404, str(exc))
         log.info("http: alert %s acknowledged by %r", alert_id, by)
-        return _json(doc)
+        return answer(fields, doc, "acked")
 
     async def retire(req: web.Request) -> web.Response:
         from careful_monitor.registry import check_retire
@@ -216,16 +243,30 @@ def make_app(metrics: Metrics, store: Store, *, is_ready: Callable[[], bool] = l
         except RegistryError as exc:
             return _error(409, str(exc))
         log.info("http: dataset %s retired by %r (%s)", name, by, reason)
-        return _json(_dataset_doc(rec))
+        return answer(fields, _dataset_doc(rec), "retired")
 
     async def login(req: web.Request) -> web.Response:
         if not auth.enabled:
             return _error(403, "no http.auth_token_file is configured: there is nothing to log in to")
         fields = await _fields(req)
+        browser = "text/html" in req.headers.get("Accept", "")
         if not auth.bearer_ok("Bearer " + fields.get("token", "")):
             log.info("http: 401 POST /ui/login from %s (wrong token)", req.remote)
+            if browser:
+                from careful_monitor.ui.pages import render
+                from careful_monitor.ui.routes import safe_next
+
+                return web.Response(status=401, content_type="text/html", text=render(
+                    "login.html.j2", report=False, inline_css=None, session=False, csrf_token="", enabled=True,
+                    error="Wrong token.", next=safe_next(fields.get("next"))))
             return _error(401, "wrong token")
         cookie = auth.new_session()
+        if browser:
+            from careful_monitor.ui.routes import safe_next
+
+            redirect = web.HTTPSeeOther(safe_next(fields.get("next")))
+            redirect.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="Strict", path="/")
+            raise redirect
         resp = _json({"csrf_token": auth.csrf_for(auth.session_id(cookie) or "")})
         resp.set_cookie(SESSION_COOKIE, cookie, httponly=True, samesite="Strict", path="/")
         return resp
@@ -235,10 +276,13 @@ def make_app(metrics: Metrics, store: Store, *, is_ready: Callable[[], bool] = l
     app.add_routes([web.get("/metrics", metrics_handler), web.get("/healthz", healthz), web.get("/readyz", readyz),
                     web.get("/api/alerts", alerts), web.get("/api/datasets", datasets),
                     web.get("/api/models/{model}/windows", windows),
-                    web.get("/api/models/{model}/lineage", lineage),
+                    web.get("/api/models/{model}/lineage", lineage), web.get("/api/isolation", isolation),
                     web.post("/api/alerts/{alert_id}/ack", ack),
                     web.post("/api/datasets/{name}/retire", retire),
                     web.post("/ui/login", login)])
+    from careful_monitor.ui.routes import add_routes
+
+    add_routes(app, store, auth, cfg)
     return app
 
 

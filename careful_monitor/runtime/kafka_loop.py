@@ -17,27 +17,38 @@ factories handed to `KafkaService` (the defaults build the real clients from the
 fits as it is; kafka-python's blocking calls run inside it unchanged, as nothing else shares that
 event loop. Faust's agents push batches instead of being polled, so `faust_app.py` calls
 `process_batch` from its agent: publishing, storing and readiness are the same code there too.
+
+Before the service exists, `StartGate` keeps `run` up and not-ready while what it needs is not there
+yet (the store's schema behind with `store.auto_migrate: false`, the store unreachable, a dataset of
+a model's anchor, training mix or, with `governance.mode: enforce`, evaluation not registered): one
+WARNING line names what it waits for and the fix, and it re-checks every few seconds. Connecting to
+the broker at start gives way to a SIGTERM at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import orjson
 from kafka.errors import KafkaTimeoutError
 
 from careful_monitor.config import Config
 from careful_monitor.errors import StoreError
+from careful_monitor.runtime.kafka_settings import CredentialsWatch
 from careful_monitor.runtime.pipeline import Pipeline
 from careful_monitor.sinks.prometheus import Metrics
 from careful_monitor.sources.decode import Rejected
 from careful_monitor.store import Store
+
+if TYPE_CHECKING:
+    from careful_monitor.runtime.http import ServerThread
 
 log = logging.getLogger(__name__)
 
@@ -143,6 +154,155 @@ async def _bounded(call: Awaitable[Any], what: str) -> None:
         log.warning("could not %s within %.0f s (broker unreachable?); carrying on", what, BROKER_CALL_TIMEOUT_S)
 
 
+# --- start-up ------------------------------------------------------------------------------------
+#: longest pause between two checks of what `run` waits for at start (governance.poll_seconds if shorter)
+STARTUP_RECHECK_S = 5.0
+
+
+def unregistered_datasets(cfg: Config, store: Store) -> list[str]:
+    """What keeps the service from starting that registering a card fixes: one reason per missing dataset."""
+    out: list[str] = []
+    for model, m in cfg.models.items():
+        wanted = [(m.anchor, f"models.{model}.anchor")]
+        wanted += [(name, f"models.{model}.training_mix") for name in m.training_mix if name != m.anchor]
+        if cfg.governance.mode == "enforce":  # in warn mode an unregistered evaluation set is only reported
+            wanted += [(name, f"models.{model}.evaluation") for name in m.evaluation]
+        out += [f"dataset '{name}' of {where} is not registered" for name, where in wanted
+                if store.get_dataset(name) is None]
+    return out
+
+
+class StartGate:
+    """`run` before its service exists: up and not-ready, saying why, until what it waits for is there.
+
+    `reason` is what it waits for (None once the service runs); `is_ready` is the `/readyz` callable
+    for the whole life of `run`. Waiting sleeps with `sleep`, so a SIGTERM handler that raises
+    interrupts it.
+    """
+
+    def __init__(self, cfg: Config, *, sleep: Callable[[float], None] = time.sleep) -> None:
+        self.cfg, self.sleep = cfg, sleep
+        self.every = min(cfg.governance.poll_seconds, STARTUP_RECHECK_S)
+        self.reason: str | None = "starting"
+        self.service: KafkaService | None = None
+        self.port: int | None = None
+
+    def is_ready(self) -> bool:
+        return self.service is not None and self.service.ready
+
+    def open_store(self, open_: Callable[[], T], port: int | None = None) -> T:
+        """open_() (the store, and what is built on it), retried while it raises StoreError.
+
+        Meanwhile `/healthz` and `/readyz` (503, with the reason) are served on http.host:`port`
+        (default http.port), so liveness probes do not restart a worker waiting for `db upgrade`;
+        `self.port` is then the port to serve on next (the one bound, when `port` is 0).
+        """
+        self.port = port
+        probes: ServerThread | None = None
+        try:
+            while True:
+                try:
+                    return open_()
+                except StoreError as exc:
+                    self.note(f"store: {exc}")
+                    if probes is None:
+                        probes = self._serve_probes(port)
+                    self.sleep(self.every)
+        finally:
+            if probes is not None:
+                probes.stop()
+
+    def _serve_probes(self, port: int | None) -> ServerThread:
+        """/healthz and a 503 /readyz saying `self.reason`, until the store opens and the real server takes over."""
+        from aiohttp import web
+
+        from careful_monitor.runtime.http import ServerThread
+
+        async def healthz(_: web.Request) -> web.Response:
+            return web.json_response({"status": "ok"})
+
+        async def readyz(_: web.Request) -> web.Response:
+            return web.json_response({"ready": False, "store": False, "reason": self.reason}, status=503)
+
+        app = web.Application()
+        app.add_routes([web.get("/healthz", healthz), web.get("/readyz", readyz)])
+        http = self.cfg.http
+        server = ServerThread(app, http.host, http.port if port is None else port, limits=http).start()
+        self.port = server.port
+        log.info("serving /healthz and /readyz on %s until the store can be used", server.url)
+        return server
+
+    def until_registered(self, store: Store) -> None:
+        """Return once every dataset the configured models compare with is registered."""
+        while True:
+            try:
+                missing = unregistered_datasets(self.cfg, store)
+            except StoreError as exc:
+                self.wait(f"store: {exc}")
+                continue
+            if not missing:
+                return
+            self.wait("; ".join(missing) + ": register its card (`careful-monitor datasets register "
+                      "--config <config> <card.yaml>`, or the compose `register` service)")
+
+    def started(self, service: KafkaService) -> None:
+        if self.reason != "starting":
+            log.info("no longer waiting: %s", self.reason)
+        self.reason, self.service = None, service
+
+    def wait(self, reason: str) -> None:
+        """Not ready because of `reason`; sleep until the next check."""
+        self.note(reason)
+        self.sleep(self.every)
+
+    def note(self, reason: str) -> None:
+        """Not ready because of `reason`: one WARNING line when it changes (not one per re-check)."""
+        if reason != self.reason:
+            log.warning("not ready, waiting (re-checking every %.0f s): %s", self.every, reason)
+            self.reason = reason
+
+
+def _unless_stopped(connect: Callable[[], T], stop: threading.Event) -> T | None:
+    """connect() (a blocking client constructor that may wait ~30 s for a broker) unless stop is set first.
+
+    It runs in a daemon thread, so a SIGTERM meanwhile returns None at once and the process can exit
+    without waiting for the broker; its error (broker unreachable) is raised here.
+    """
+    done = threading.Event()
+    box: list[Any] = []
+
+    def target() -> None:
+        try:
+            box.append((True, connect()))
+        except BaseException as exc:  # handed to the caller below
+            box.append((False, exc))
+        finally:
+            done.set()
+
+    threading.Thread(target=target, name="careful-connect", daemon=True).start()
+    while not done.wait(0.05):
+        if stop.is_set():
+            return None
+    ok, value = box[0]
+    if not ok:
+        raise value
+    return value
+
+
+async def _await_unless_stopped(call: Awaitable[Any], stop: threading.Event) -> bool:
+    """Await call (a client's start) unless stop is set first (then it is cancelled); True when it finished."""
+    task = asyncio.ensure_future(call)
+    while not task.done():
+        if stop.is_set():
+            task.cancel()
+            with contextlib.suppress(BaseException):
+                await task
+            return False
+        await asyncio.wait({task}, timeout=0.1)
+    task.result()
+    return True
+
+
 # --- one batch ----------------------------------------------------------------------------------
 @dataclass
 class Batch:
@@ -204,6 +364,8 @@ class KafkaService:
         self._stop = threading.Event()
         self._running = False  # between the client's start and the end of `run`: ready unless the store is down
         self._store_down = False
+        # not ready either while the brokers refuse our credentials (a user deleted, a password changed)
+        self.credentials = CredentialsWatch(cfg, lambda: self._set_ready(self._running and not self._store_down))
 
     # --- the loop -------------------------------------------------------------------------------
     def run(self, stop: threading.Event) -> None:
@@ -214,26 +376,44 @@ class KafkaService:
         if self.consumer_factory is None:
             raise TypeError(f"{type(self).__name__} has no consumer factory: pass consumer=...")
         self._stop = stop
-        self.producer = self.producer_factory(self.cfg)
+        if not self.connect_producer(stop):  # nothing else runs on this loop yet: blocking it is harmless
+            return
+        producer = self.producer
+        assert producer is not None
         client = None
         try:
             client = self.client = self.consumer_factory(self.cfg)
-            await client.start(self.topic, self._on_assigned, self._on_revoked)
+            if not await _await_unless_stopped(client.start(self.topic, self._on_assigned, self._on_revoked), stop):
+                return
             self._running = True
             self._set_ready(True)
+            self.credentials.start()
             log.info("consuming %s as group %s from %s (%s); store %s", self.topic, self.group,
                      self.cfg.kafka.bootstrap, client.name, self.store.url)  # Store.url masks the password
             await self._consume(client, stop)
         finally:
             self._running = False
+            self.credentials.stop()
             self._set_ready(False)
             try:
-                self.producer.flush(CLOSE_TIMEOUT_S)
-                self.producer.close(CLOSE_TIMEOUT_S)
+                producer.flush(CLOSE_TIMEOUT_S)
+                producer.close(CLOSE_TIMEOUT_S)
             finally:
                 if client is not None:
                     await _bounded(client.close(), "close the consumer")
             log.info("stopped after %d events", self.processed)
+
+    def connect_producer(self, stop: threading.Event) -> bool:
+        """Build the producer (its broker bootstrap blocks, ~30 s when unreachable) unless stop is set first.
+
+        False when asked to stop meanwhile; every runtime calls this before it consumes.
+        """
+        producer = _unless_stopped(lambda: self.producer_factory(self.cfg), stop)
+        if producer is None:
+            log.info("stopped before the broker at %s answered; nothing consumed", self.cfg.kafka.bootstrap)
+            return False
+        self.producer = producer
+        return True
 
     async def _consume(self, client: ConsumerClient, stop: threading.Event) -> None:
         last_lag, last_prune = 0.0, time.monotonic()
@@ -342,7 +522,7 @@ class KafkaService:
             return result
 
     def _set_ready(self, ready: bool) -> None:
-        self.ready = ready
+        self.ready = ready and self.credentials.accepted
         self.metrics.ready.set(1 if ready else 0)
 
     # --- maintenance ------------------------------------------------------------------------------

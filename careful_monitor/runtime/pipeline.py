@@ -1,7 +1,12 @@
-"""The processing pipeline shared by `replay` and `run`: decode -> engine -> metrics -> store.
+"""The processing pipeline shared by `replay` and `run`: decode -> id dedup -> engine -> metrics -> store.
 
 It owns one engine monitor per configured model, built from the registered profiles and restored
-from the engine snapshots in the store, so windows continue across replays and restarts.
+from the engine snapshots in the store, so windows continue across replays and restarts. Next to
+each monitor it keeps the model's last `limits.dedup_ids` event ids (`runtime.dedup`), loaded from
+the store: an event whose `id` is among them is dropped before the engine and counted as
+`events_total{outcome="duplicate"}`. The ids a batch adds are stored by `persist` in the transaction
+that stores the engine state counting those events, so the stored set never runs ahead of, or
+behind, what the stored windows and open window hold.
 """
 
 from __future__ import annotations
@@ -10,16 +15,19 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import compress
 from typing import Any
 
 from careful_monitor import governance, lineage
 from careful_monitor.config import Config
 from careful_monitor.contracts import alert_json
-from careful_monitor.engine.monitor import ModelMonitor, MonitorSpec, WindowOutcome
+from careful_monitor.engine.monitor import ModelBatch, ModelMonitor, MonitorSpec, WindowOutcome
 from careful_monitor.engine.profile import ReferenceProfile
 from careful_monitor.engine.state import StaleStateError
 from careful_monitor.engine.types import Alert, LifecycleState, PolicyState
 from careful_monitor.errors import ConfigError, StoreError
+from careful_monitor.evidence import plots_for
+from careful_monitor.runtime.dedup import SeenIds, id_hashes
 from careful_monitor.sinks.prometheus import Metrics
 from careful_monitor.sources.decode import EventDecoder, Rejected
 from careful_monitor.store import Store
@@ -89,9 +97,16 @@ def log_outcome(outcome: WindowOutcome) -> None:
 
 @dataclass
 class BatchReport:
-    accepted: int = 0
+    accepted: int = 0  # decoded and processed by the engine (duplicates excluded)
     rejected: list[Rejected] = field(default_factory=list)
     outcomes: list[WindowOutcome] = field(default_factory=list)
+    duplicates: int = 0  # events dropped because their id was seen before (not dead letters)
+
+
+def _select(batch: ModelBatch, keep: list[bool]) -> ModelBatch:
+    """The batch without the events `keep` marks False."""
+    return ModelBatch(list(compress(batch.ts, keep)), list(compress(batch.versions, keep)),
+                      {f: list(compress(col, keep)) for f, col in batch.columns.items()})
 
 
 class Pipeline:
@@ -102,6 +117,7 @@ class Pipeline:
         if not cfg.models:
             raise ConfigError("models", "no model is configured", "add a model under 'models:' in the config file")
         self._check_governance()
+        self._export_registry()
         self._trained: dict[tuple[str, str], list[str]] = lineage.trained_versions(store, list(cfg.models))
         mismatches = lineage.mix_mismatches(cfg, store)
         if mismatches:
@@ -122,6 +138,7 @@ class Pipeline:
         self.decoder = EventDecoder({m: list(c.features) for m, c in cfg.models.items()}, cfg.limits.max_event_bytes,
                                     ts_min=cfg.limits.ts_min, ts_max=cfg.limits.ts_max)
         self.dirty: set[str] = set()
+        self.seen: dict[str, SeenIds] = self._load_seen()
         self.poll_clock = poll_clock
         self._polled_at = poll_clock()
 
@@ -137,6 +154,18 @@ class Pipeline:
         for v in violations:
             self.metrics.governance_violation(v.model, v.dataset, v.rule)
 
+    def _export_registry(self) -> None:
+        """What the registry says beside the windows, re-read on every lifecycle poll: the stored
+        evaluation-isolation results (isolation_contamination_ratio) and when each dataset's review
+        is due (dataset_review_due_timestamp_seconds)."""
+        from careful_monitor import isolation
+
+        try:
+            self.metrics.set_isolation(isolation.rates(self.store))
+            self.metrics.set_review_due(governance.review_due(self.store))
+        except StoreError as exc:
+            log.warning("could not read the isolation results and review dates: %s", exc)
+
     def _lifecycle(self) -> dict[str, str]:
         """dataset -> lifecycle state, as the registry holds it now."""
         return self.store.dataset_states()
@@ -147,6 +176,7 @@ class Pipeline:
         Returns the (model, dataset) pairs whose policy state changed; their `dataset_state` is updated at once.
         """
         self._polled_at = self.poll_clock()
+        self._export_registry()  # a `datasets isolation` run by CI shows on the live metric
         try:
             lifecycle = self._lifecycle()
         except StoreError as exc:  # the store being down is handled where batches are persisted
@@ -180,15 +210,28 @@ class Pipeline:
             mon.window_index = self.store.next_window_index(model)
         return mon
 
+    def _load_seen(self) -> dict[str, SeenIds]:
+        """Each model's last `limits.dedup_ids` event ids as stored; none when dedup is off (0)."""
+        n = self.cfg.limits.dedup_ids
+        if n <= 0:
+            return {}
+        return {model: SeenIds(n, self.store.load_seen_ids(model, n)) for model in self.monitors}
+
     def reload(self, states: dict[str, bytes]) -> None:
-        """Replace every monitor's state with the stored one (after a Kafka partition assignment)."""
+        """Replace every monitor's state and seen ids with the stored ones (after a Kafka partition assignment)."""
         for model, mon in list(self.monitors.items()):
             self.monitors[model] = self._monitor(model, mon.spec, mon.anchor, mon.synthetic, states.get(model))
+        self.seen = self._load_seen()  # another worker may have stored ids of these models since
         self.dirty.clear()
         self.poll_lifecycle()  # a stored snapshot may predate a retire or reactivate
 
-    def handle(self, lines: Sequence[bytes], fallback_ts: Sequence[float | None] | None = None) -> BatchReport:
-        """Decode and process one batch; nothing is persisted until `persist`."""
+    def handle(self, lines: Sequence[bytes], fallback_ts: Sequence[float | None] | None = None, *,
+               dedup: bool = True) -> BatchReport:
+        """Decode, drop duplicate ids and process one batch; nothing is persisted until `persist`.
+
+        `dedup=False` (`replay --restart`): no event is dropped as a duplicate, but the ids are still
+        recorded, so a later redelivery of them is.
+        """
         self.poll_lifecycle_if_due()
         decoded = self.decoder.decode(lines, fallback_ts)
         report = BatchReport(accepted=decoded.accepted, rejected=decoded.rejected)
@@ -204,6 +247,19 @@ class Pipeline:
         now = self.clock()
         for model, batch in decoded.batches.items():
             mon = self.monitors[model]
+            seen = self.seen.get(model)
+            ids = decoded.ids.get(model)
+            if seen is not None and ids and ids.count(None) < len(ids):
+                keep = seen.admit(id_hashes(ids), check=dedup)
+                self.dirty.add(model)  # its seen ids changed: stored with its state
+                if False in keep:
+                    duplicates = len(keep) - sum(keep)
+                    report.duplicates += duplicates
+                    report.accepted -= duplicates
+                    self.metrics.count_events(model, 0, duplicate=duplicates)
+                    batch = _select(batch, keep)
+                    if not len(batch):
+                        continue
             self.metrics.count_events(model, len(batch))
             t0 = time.perf_counter()
             outcomes = mon.process(batch, now)
@@ -243,15 +299,31 @@ class Pipeline:
                 log.warning("could not re-read the lineage, alerts carry the one read before: %s", exc)
         return [alert_json(a, self._trained.get((a.model, a.dataset), [])) for a in alerts]
 
+    def alert_plots(self, outcomes: Sequence[WindowOutcome]) -> dict[str, list[dict[str, Any]]]:
+        """alert_id -> the plots of its evidence features: its window's counts against the anchor and the set."""
+        out = {}
+        for o in outcomes:
+            for a in o.alerts:
+                mon = self.monitors[a.model]
+                out[a.alert_id] = plots_for(o.result.counts, [e.feature for e in a.evidence], mon.anchor,
+                                            mon.synthetic.get(a.dataset))
+        return out
+
     def persist(self, outcomes: Sequence[WindowOutcome], offsets: Sequence[tuple[str, str, int, int]] = (), *,
                 alert_docs: Sequence[dict[str, Any]] | None = None) -> None:
-        """Store window results, alerts and the touched models' engine state in one transaction.
+        """Store window results, alerts, the touched models' engine state and new seen ids in one transaction.
 
         `alert_docs`: the outcomes' alerts as `alert_docs` already wrote them (the Kafka service publishes
         the same documents it stores); made here when not given.
         """
         windows = [o.result for o in outcomes]
         alerts = self.alert_docs([a for o in outcomes for a in o.alerts]) if alert_docs is None else alert_docs
+        plots = self.alert_plots(outcomes)  # stored with each alert, not part of its published JSON
+        alerts = [{**a, "plots": plots[a["alert_id"]]} if a["alert_id"] in plots else a for a in alerts]
         states = {m: self.monitors[m].snapshot() for m in self.dirty}
-        self.store.commit_batch(windows=windows, alerts=alerts, states=states, offsets=list(offsets))
+        seen = {m: self.seen[m] for m in self.dirty if m in self.seen}
+        self.store.commit_batch(windows=windows, alerts=alerts, states=states, offsets=list(offsets),
+                                seen_ids={m: (s.pending(), s.oldest_kept_seq) for m, s in seen.items()})
+        for s in seen.values():
+            s.stored()
         self.dirty.clear()

@@ -11,8 +11,10 @@ position equals its size is skipped; a smaller position (an appended file, or a 
 resumed there, always a line boundary (positions are stored per batch of whole lines; a last line
 without a newline counts as a whole line). A file shorter than 64 KiB that has since grown has a
 new head: the stored sources with a shorter head are tried against the file's first `head_len`
-bytes. `restart=True` re-reads every file from 0 and overwrites its position. stdin (`-`) has no
-identity and is read as new events every time (it would rely on id dedup, not implemented yet).
+bytes. `restart=True` re-reads every file from 0 and overwrites its position, with id dedup skipped
+for its events (their ids are still recorded). stdin (`-`) has no identity: it is read from the
+start every time and relies on id dedup (`limits.dedup_ids`), like every other source, to drop
+events whose `id` was seen before.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ class ReplayStats:
     alerts: list[Alert] = field(default_factory=list)
     skipped: list[SkippedSource] = field(default_factory=list)
     resumed_at: dict[str, int] = field(default_factory=dict)  # path -> byte offset resumed at
+    duplicates: int = 0  # events dropped because their id was seen before
 
 
 @dataclass(frozen=True)
@@ -135,13 +138,14 @@ def replay(pipeline: Pipeline, paths: Iterable[str], *, flush: bool = False, res
            on_progress: Callable[[int], None] = lambda n: None, batch_lines: int = BATCH_LINES,
            on_bytes: Callable[[int], None] = lambda n: None) -> ReplayStats:
     """`on_progress(lines)` and `on_bytes(bytes read)` after each batch (after it is persisted); DEBUG logs
-    one line per batch. Files already consumed are skipped, partly consumed ones resumed (module docstring)."""
+    one line per batch. Files already consumed are skipped, partly consumed ones resumed; with `restart`,
+    files are re-read and their events are not checked against the seen ids (module docstring)."""
     stats = ReplayStats()
     batch_no = 0
     for p in paths:
         if p == "-":
             batch_no = _replay_stream(pipeline, sys.stdin.buffer, None, 0, stats, batch_no, batch_lines,
-                                      on_window, on_progress, on_bytes)
+                                      on_window, on_progress, on_bytes, dedup=True)
             continue
         path = Path(p)
         topic, position = locate_source(pipeline.store, path)
@@ -160,7 +164,7 @@ def replay(pipeline: Pipeline, paths: Iterable[str], *, flush: bool = False, res
                 log.info("resuming %s at byte %d of %d", p, position, size)
                 on_bytes(position)
             batch_no = _replay_stream(pipeline, fh, topic, position, stats, batch_no, batch_lines,
-                                      on_window, on_progress, on_bytes)
+                                      on_window, on_progress, on_bytes, dedup=not restart)
     if flush:
         outcomes = pipeline.flush()
         pipeline.persist(outcomes)
@@ -173,7 +177,7 @@ def replay(pipeline: Pipeline, paths: Iterable[str], *, flush: bool = False, res
 
 def _replay_stream(pipeline: Pipeline, stream: IO[bytes], topic: str | None, position: int, stats: ReplayStats,
                    batch_no: int, batch_lines: int, on_window: Callable[[WindowOutcome], None],
-                   on_progress: Callable[[int], None], on_bytes: Callable[[int], None]) -> int:
+                   on_progress: Callable[[int], None], on_bytes: Callable[[int], None], *, dedup: bool) -> int:
     """One input from `position`; with a `topic`, each batch stores the position after it (same transaction)."""
     for lines, nbytes in iter_sized_batches(stream, batch_lines):
         position += nbytes
@@ -183,10 +187,11 @@ def _replay_stream(pipeline: Pipeline, stream: IO[bytes], topic: str | None, pos
                 pipeline.persist((), offsets)
             on_bytes(nbytes)
             continue
-        report = pipeline.handle(lines)
+        report = pipeline.handle(lines, dedup=dedup)
         pipeline.persist(report.outcomes, offsets)
         stats.lines += len(lines)
         stats.accepted += report.accepted
+        stats.duplicates += report.duplicates
         for rej in report.rejected:
             stats.rejected[rej.reason] = stats.rejected.get(rej.reason, 0) + 1
         batch_no += 1
@@ -194,10 +199,10 @@ def _replay_stream(pipeline: Pipeline, stream: IO[bytes], topic: str | None, pos
             reasons: dict[str, int] = {}
             for rej in report.rejected:
                 reasons[rej.reason] = reasons.get(rej.reason, 0) + 1
-            log.debug("batch %d: %d lines, %d accepted, %d rejected (%s), %d windows closed",
+            log.debug("batch %d: %d lines, %d accepted, %d rejected (%s), %d duplicate ids, %d windows closed",
                       batch_no, len(lines), report.accepted, len(report.rejected),
                       ", ".join(f"{k}={v}" for k, v in sorted(reasons.items())) or "none",
-                      len(report.outcomes))
+                      report.duplicates, len(report.outcomes))
         for o in report.outcomes:
             stats.windows += 1
             stats.alerts.extend(o.alerts)

@@ -46,8 +46,9 @@ class Metrics:
         self.versions_kept = versions_kept
         r = self.registry = registry or CollectorRegistry(auto_describe=True)
         self.events = Counter("events",
-                              "Events read, by configured model and outcome (accepted|rejected); events naming an "
-                              "unknown model, or too broken to name one, are only in dead_letters_total.",
+                              "Events read, by configured model and outcome (accepted|rejected|duplicate: an "
+                              "event id seen before, dropped; not a dead letter); events naming an unknown model, "
+                              "or too broken to name one, are only in dead_letters_total.",
                               ["model", "outcome"], namespace=NAMESPACE, registry=r)
         self.windows = Counter("windows", "Windows closed and evaluated.", ["model"], namespace=NAMESPACE, registry=r)
         self.drift_statistic = Gauge("drift_statistic",
@@ -92,6 +93,14 @@ class Metrics:
                                            "1 per (model, dataset, rule) the config breaks in governance.mode: warn "
                                            "(rule: careful_monitor.governance.RULES).",
                                            ["model", "dataset", "rule"], namespace=NAMESPACE, registry=r)
+        self.isolation = Gauge("isolation_contamination_ratio",
+                               "Share of an evaluation set's rows that are exact or near duplicates of rows of a "
+                               "dataset it must be isolated from (last `datasets isolation` or registration check).",
+                               ["evaluation", "dataset"], namespace=NAMESPACE, registry=r)
+        self.review_due = Gauge("dataset_review_due_timestamp_seconds",
+                                "When the dataset's next review is due (unix time): its last lifecycle decision "
+                                "(registration, review, reactivation) plus the card's lifecycle.review_every_days.",
+                                ["dataset"], namespace=NAMESPACE, registry=r)
         self.alerts = Counter("retirement_alerts", "Alerts raised (retire_recommended and anchor_stale).",
                               ["model", "dataset"], namespace=NAMESPACE, registry=r)
         self.dead_letters = Counter("dead_letters", "Rejected events, by reason.", ["reason"], namespace=NAMESPACE,
@@ -130,22 +139,39 @@ class Metrics:
         return c
 
     def init_model(self, model: str, datasets: Iterable[str]) -> None:
-        for outcome in ("accepted", "rejected"):
+        for outcome in ("accepted", "rejected", "duplicate"):
             self._child(self.events, model, outcome)
         self._child(self.windows, model)
         for d in datasets:
             self._child(self.dataset_state, model, d).set(0)
             self._child(self.alerts, model, d)
 
-    def count_events(self, model: str, accepted: int, rejected: int = 0) -> None:
+    def count_events(self, model: str, accepted: int, rejected: int = 0, duplicate: int = 0) -> None:
         if accepted:
             self._child(self.events, model, "accepted").inc(accepted)
         if rejected:
             self._child(self.events, model, "rejected").inc(rejected)
+        if duplicate:
+            self._child(self.events, model, "duplicate").inc(duplicate)
 
     def governance_violation(self, model: str, dataset: str, rule: str) -> None:
         """A violation the service started with (governance.mode: warn); labels come from the config."""
         self._child(self.governance_violations, model, dataset, rule).set(1)
+
+    def set_isolation(self, rates: Iterable[tuple[str, str, float]]) -> None:
+        """Export stored isolation results, (evaluation, dataset, rate) each (`isolation.rates(store)`).
+
+        Replaces what was exported: a pair no longer checked disappears.
+        """
+        self.isolation.clear()
+        for evaluation, dataset, rate in rates:
+            self.isolation.labels(evaluation, dataset).set(rate)
+
+    def set_review_due(self, due: Iterable[tuple[str, float]]) -> None:
+        """Export (dataset, due unix time) pairs (`governance.review_due`), replacing what was exported."""
+        self.review_due.clear()
+        for dataset, at in due:
+            self.review_due.labels(dataset).set(at)
 
     def count_dead_letter(self, reason: str, n: int = 1) -> None:
         self._child(self.dead_letters, reason).inc(n)

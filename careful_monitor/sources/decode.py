@@ -9,6 +9,8 @@ seconds; defaults 2000-01-01 and 2100-01-01). A numeric `ts` outside it that fal
 divided by 1000 is taken as epoch *milliseconds* (a common producer bug) and converted to seconds;
 any other `ts` outside the range (negative, microseconds, year 3000, ...) is rejected with reason
 `schema` and a detail naming the range. RFC 3339 strings are never converted.
+
+Each accepted event's `id` is handed on per model (`Decoded.ids`), for the pipeline's id dedup.
 """
 
 from __future__ import annotations
@@ -44,6 +46,9 @@ class Decoded:
     rejected: list[Rejected] = field(default_factory=list)
     #: index in the input of every accepted event, per model (for offsets and tests)
     accepted: int = 0
+    #: per model, parallel to its batch: each event's `id` (a string; an integer id as its decimal
+    #: string), None when it has none (absent, null, empty or another type: never deduplicated)
+    ids: dict[str, list[str | None]] = field(default_factory=dict)
 
 
 def parse_ts(value: Any) -> float | None:
@@ -112,8 +117,8 @@ class EventDecoder:
 
     def decode(self, lines: Sequence[bytes], fallback_ts: Sequence[float | None] | None = None) -> Decoded:
         out = Decoded()
-        # per model: ts, versions, inputs maps, outputs maps; columns are cut out at the end
-        rows: dict[str, tuple[list, list, list, list]] = {}
+        # per model: ts, versions, inputs maps, outputs maps, ids; columns are cut out at the end
+        rows: dict[str, tuple[list, list, list, list, list]] = {}
         limit = self.max_event_bytes
         loads = orjson.loads
         reject = out.rejected.append
@@ -166,19 +171,24 @@ class EventDecoder:
                 continue
             if ts is None and fallback_ts is not None:
                 ts = fallback_ts[i]
+            eid = ev.get("id")
+            if type(eid) is not str:
+                eid = str(eid) if type(eid) is int else None
             entry = rows.get(model)
             if entry is None:
-                entry = rows[model] = ([], [], [], [])
+                entry = rows[model] = ([], [], [], [], [])
             entry[0].append(ts)
             entry[1].append(version)
             entry[2].append(inputs or _EMPTY)
             entry[3].append(outputs or _EMPTY)
-        for model, (ts_list, versions, ins, outs) in rows.items():
+            entry[4].append(eid or None)
+        for model, (ts_list, versions, ins, outs, ids) in rows.items():
             cols = {}
             for f, section, key in known[model]:
                 maps = ins if section == "inputs" else outs
                 cols[f] = [m.get(key) for m in maps]
             out.batches[model] = ModelBatch(ts_list, versions, cols)
+            out.ids[model] = ids
             out.accepted += len(ts_list)
         return out
 

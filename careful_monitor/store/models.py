@@ -131,6 +131,8 @@ class AlertRow(Base):
     acked_by: Mapped[str | None] = mapped_column(String(200))
     acked_at: Mapped[datetime | None]
     payload: Mapped[dict[str, Any]]
+    #: the evidence plots of the alert's window (careful_monitor.evidence), kept after windows are pruned
+    plots: Mapped[list[Any] | None] = mapped_column(JSON)
 
 
 class EngineStateRow(Base):
@@ -169,11 +171,76 @@ class LineageRow(Base):
 
 
 class SeenIdRow(Base):
-    """One recently seen event id of one model (a 64-bit hash), for id dedup; pruned to `limits.dedup_ids`."""
+    """The event ids one batch recorded for one model, for id dedup (`careful_monitor.runtime.dedup`).
+
+    `id_hashes`: 64-bit hashes as little-endian int64 bytes, the ids of seqs `first_seq..last_seq`;
+    a row is deleted once all of them are older than the model's last `limits.dedup_ids`.
+    """
 
     __tablename__ = "seen_ids"
-    __table_args__ = (Index("ix_seen_ids_model_seq", "model", "seq"),)
+    __table_args__ = (Index("ix_seen_ids_model_last_seq", "model", "last_seq"),)
 
     model: Mapped[str] = mapped_column(String(200), primary_key=True)
-    id_hash: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
-    seq: Mapped[int] = mapped_column(BigInteger)
+    first_seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    last_seq: Mapped[int] = mapped_column(BigInteger)
+    id_hashes: Mapped[bytes]
+
+
+class IsolationSetRow(Base):
+    """The isolation signatures of one registered dataset: how they were computed (`params`) and from what."""
+
+    __tablename__ = "isolation_sets"
+
+    dataset: Mapped[str] = mapped_column(String(200), ForeignKey("datasets.name"), primary_key=True)
+    n_rows: Mapped[int] = mapped_column(BigInteger)
+    n_chunks: Mapped[int] = mapped_column(Integer)
+    data_sha256: Mapped[str] = mapped_column(String(64))
+    params: Mapped[dict[str, Any]]
+    computed_at: Mapped[datetime]
+
+
+class IsolationChunkRow(Base):
+    """One chunk of consecutive rows of a dataset: row hashes, word counts, MinHash signatures, sampled n-grams.
+
+    Arrays are stored as little-endian bytes: `row_hashes` int64 per row, `words` uint32 per row (0: no
+    text), `signatures` uint32 rows x num_perm, `gram_rows` uint32 (row within the chunk) and `gram_hashes`
+    int64 per sampled n-gram. Never the rows themselves.
+    """
+
+    __tablename__ = "isolation_chunks"
+
+    dataset: Mapped[str] = mapped_column(String(200), ForeignKey("datasets.name"), primary_key=True)
+    chunk: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    first_row: Mapped[int] = mapped_column(BigInteger)
+    n_rows: Mapped[int] = mapped_column(Integer)
+    row_hashes: Mapped[bytes]
+    words: Mapped[bytes]
+    signatures: Mapped[bytes]
+    gram_rows: Mapped[bytes]
+    gram_hashes: Mapped[bytes]
+
+
+class IsolationResultRow(Base):
+    """The last isolation check of one (evaluation set, dataset) pair; `examples` holds row numbers only."""
+
+    __tablename__ = "isolation_results"
+
+    evaluation: Mapped[str] = mapped_column(String(200), ForeignKey("datasets.name"), primary_key=True)
+    dataset: Mapped[str] = mapped_column(String(200), ForeignKey("datasets.name"), primary_key=True)
+    rows_checked: Mapped[int] = mapped_column(BigInteger)
+    exact: Mapped[int] = mapped_column(BigInteger)
+    near: Mapped[int] = mapped_column(BigInteger)
+    rate: Mapped[float] = mapped_column(Float)
+    examples: Mapped[dict[str, Any]]
+    details: Mapped[dict[str, Any]]
+    computed_at: Mapped[datetime]
+
+
+class GateReportRow(Base):
+    """The last pre-flight gate report of one dataset (careful_monitor.gates): its JSON form, replaced by each run."""
+
+    __tablename__ = "gate_reports"
+
+    dataset: Mapped[str] = mapped_column(String(200), ForeignKey("datasets.name"), primary_key=True)
+    report: Mapped[dict[str, Any]]
+    computed_at: Mapped[datetime]

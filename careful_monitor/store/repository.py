@@ -1,8 +1,9 @@
 """The store: dataset registry, window results, alerts, engine state and Kafka offsets in one SQL database.
 
 SQLite (the embedded default) or PostgreSQL through psycopg 3. Every method opens its own short
-session; `commit_batch` writes one closed batch (windows, alerts, engine snapshots and the offsets
-they cover) in one transaction, idempotently, so a redelivered batch after a crash changes nothing.
+session; `commit_batch` writes one closed batch (windows, alerts, engine snapshots, the offsets
+they cover and the event ids they counted) in one transaction, idempotently, so a redelivered batch
+after a crash changes nothing.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from careful_monitor.store.models import (
     EngineStateRow,
     LineageRow,
     OffsetRow,
+    SeenIdRow,
     WindowRow,
 )
 from careful_monitor.store.records import AuditRecord, DatasetRecord, LineageRecord
@@ -58,6 +60,7 @@ _WRITE = "careful_monitor_write"
 _MIGRATION_LOCK = 0x63617265666C6D  # "careflm"
 _SQLITE_BUSY_TIMEOUT_S = 30.0
 _NO_STATES: Mapping[str, bytes] = MappingProxyType({})
+_NO_IDS: Mapping[str, tuple[tuple[int, bytes] | None, int]] = MappingProxyType({})
 
 
 class _NotJSONError(ValueError):
@@ -413,15 +416,20 @@ class Store:
     def commit_batch(self, *, windows: Sequence[WindowResult | Mapping[str, Any]] = (),
                      alerts: Sequence[Mapping[str, Any]] = (),
                      states: Mapping[str, bytes] = _NO_STATES,
-                     offsets: Sequence[tuple[str, str, int, int]] = ()) -> None:
-        """Write window results, alerts, engine snapshots and consumer offsets in one transaction.
+                     offsets: Sequence[tuple[str, str, int, int]] = (),
+                     seen_ids: Mapping[str, tuple[tuple[int, bytes] | None, int]] = _NO_IDS) -> None:
+        """Write window results, alerts, engine snapshots, consumer offsets and seen event ids in one transaction.
 
         Typed window results are serialised here to their JSON contract (`careful_monitor.contracts`);
-        alerts come as documents, written by `Pipeline.alert_docs` with the lineage they need.
+        alerts come as documents, written by `Pipeline.alert_docs` with the lineage they need; a
+        document's `plots` (careful_monitor.evidence) goes to its own column, not into the alert JSON.
 
         Windows (by model and window) and alerts (by alert_id) already stored are left as they are, so
         a redelivered batch writes nothing twice and never resets an ack; snapshots and offsets are
-        replaced. Rows are written in key order, so concurrent writers lock them in the same order.
+        replaced. `seen_ids`: model -> ((first seq, packed id hashes) this batch recorded, or None;
+        the oldest seq kept): one row added (replaced if a retry stored it already), and the rows
+        whose ids are all older than that deleted, so the table changes by the batch's delta only.
+        Rows are written in key order, so concurrent writers lock them in the same order.
         """
         now = datetime.now(UTC)
         window_rows: dict[tuple[str, int], dict[str, Any]] = {}
@@ -469,6 +477,29 @@ class Store:
                         for (g, t, p), n in sorted(offset_rows.items())
                     ],
                 )
+            for model in sorted(seen_ids):
+                new, oldest = seen_ids[model]
+                session.execute(delete(SeenIdRow).where(SeenIdRow.model == model, SeenIdRow.last_seq < int(oldest)),
+                                execution_options={"synchronize_session": False})
+                if new is not None:
+                    first, packed = new
+                    insert = self._insert(SeenIdRow.__table__)
+                    session.execute(insert.values(model=model, first_seq=int(first),
+                                                  last_seq=int(first) + len(packed) // 8 - 1, id_hashes=bytes(packed))
+                                    .on_conflict_do_update(index_elements=["model", "first_seq"],
+                                                           set_={"last_seq": insert.excluded.last_seq,
+                                                                 "id_hashes": insert.excluded.id_hashes}))
+
+    def load_seen_ids(self, model: str, last: int) -> list[tuple[int, bytes]]:
+        """(first seq, packed id hashes) of the `seen_ids` rows holding `model`'s newest `last` ids, oldest first."""
+        with self._session() as session:
+            top = session.scalar(select(func.max(SeenIdRow.last_seq)).where(SeenIdRow.model == model))
+            if top is None or last <= 0:
+                return []
+            query = (select(SeenIdRow.first_seq, SeenIdRow.id_hashes)
+                     .where(SeenIdRow.model == model, SeenIdRow.last_seq > int(top) - last)
+                     .order_by(SeenIdRow.first_seq))
+            return [(int(first), bytes(packed)) for first, packed in session.execute(query)]
 
     def load_states(self) -> dict[str, bytes]:
         """Every model's latest engine snapshot."""
@@ -545,6 +576,12 @@ class Store:
                 raise NotFoundError(f"no alert with id '{alert_id}'")
             return _alert_dict(row)
 
+    def alert_plots(self, alert_id: str) -> list[dict[str, Any]]:
+        """The plot data stored with the alert (`plots` of its document at `commit_batch`); [] when none."""
+        with self._session() as session:
+            plots = session.scalar(select(AlertRow.plots).where(AlertRow.alert_id == alert_id))
+            return list(plots or [])
+
     def ack_alert(self, alert_id: str, *, by: str, at: datetime) -> dict[str, Any]:
         """Acknowledge an alert (a later ack replaces an earlier one); returns the alert."""
         at = _aware(at).astimezone(UTC).replace(microsecond=0)
@@ -602,7 +639,8 @@ def _alert_row(alert: Mapping[str, Any]) -> dict[str, Any]:
             "state": str(alert["state"]), "window_index": int(alert["window"]),
             "since_window": None if alert.get("since_window") is None else int(alert["since_window"]),
             "created_at": parse_iso(alert["created_at"]), "acked_by": alert.get("acked_by"),
-            "acked_at": None if acked_at is None else parse_iso(acked_at), "payload": dict(alert)}
+            "acked_at": None if acked_at is None else parse_iso(acked_at),
+            "payload": {k: v for k, v in alert.items() if k != "plots"}, "plots": alert.get("plots")}
 
 
 def _alert_dict(row: AlertRow) -> dict[str, Any]:

@@ -375,3 +375,72 @@ def test_broker_restart_mid_stream_loses_nothing(tmp_path, kafka_broker, scenari
 
     run_until_done(cfg, during=restart_broker, deadline_s=240)
     assert_same_as_replay(cfg, replay_reference)
+
+
+def _readyz(url: str) -> tuple[int, dict]:
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=5) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+    except OSError:
+        return 0, {}
+
+
+def test_run_waits_not_ready_for_an_unregistered_dataset_then_consumes(tmp_path, kafka_bootstrap,
+                                                                        scenario_files) -> None:
+    """Issue 14: a mix dataset not registered yet keeps `run` up and not-ready (a restart loop under
+    compose before); registering it from another process makes it ready and it consumes."""
+    t0 = time.monotonic()
+    doc = yaml.safe_load(scenario_files["config"].read_text())
+    tag = uuid.uuid4().hex[:8]
+    doc["store"] = {"url": f"sqlite:///{tmp_path / 'wait.db'}"}
+    doc["dead_letters"] = {"path": str(tmp_path / "dead.jsonl")}
+    doc["governance"] = {**doc.get("governance", {}), "poll_seconds": 1}
+    doc["kafka"] = {"bootstrap": kafka_bootstrap, "group": f"g-{tag}", "runtime": "aiokafka", "partitions": 2,
+                    "topics": {"events": f"ev-{tag}", "alerts": f"al-{tag}", "dead_letters": f"dl-{tag}"}}
+    cfg = tmp_path / "wait.yaml"
+    cfg.write_text(yaml.safe_dump(doc))
+    for n in (scenario.ANCHOR, scenario.FAITHFUL):  # COLLAPSED, in the mix, is not registered yet
+        assert cm("datasets", "register", "--config", str(cfg), str(scenario_files[f"card:{n}"])).returncode == 0
+    assert cm("topics", "create", "--config", str(cfg)).returncode == 0
+    events = tmp_path / "two-windows.jsonl"
+    events.write_bytes(b"\n".join(scenario_files["events"].read_bytes().splitlines()[:2100]) + b"\n")
+    http = _free_port()
+    proc = spawn("run", "--config", str(cfg), "--port", str(http))
+    url = f"http://127.0.0.1:{http}/readyz"
+    try:
+        deadline = time.monotonic() + 30
+        while not (_readyz(url)[0] == 503 and "not ready, waiting" in output(proc)):
+            assert proc.poll() is None, "run exited instead of waiting:\n" + output(proc)[-3000:]
+            assert time.monotonic() < deadline, "never served a not-ready /readyz:\n" + output(proc)[-3000:]
+            time.sleep(0.2)
+        status, body = _readyz(url)
+        assert status == 503 and body["ready"] is False and body["store"] is True, body
+        waiting = [line for line in output(proc).splitlines() if "not ready, waiting" in line]
+        assert len(waiting) == 1 and "WARNING" in waiting[0], waiting  # one line, not one per re-check
+        assert f"dataset '{scenario.COLLAPSED}' of models.{scenario.MODEL}.training_mix is not registered" \
+            in waiting[0] and "datasets register" in waiting[0], waiting
+        assert scenario.COLLAPSED in body["reason"] and "datasets register" in body["reason"], body
+        assert cm("simulate", "--config", str(cfg), "--file", str(events)).returncode == 0
+        time.sleep(1.5)  # two re-checks: still waiting, and nothing consumed meanwhile (a bounded pause, not a wait)
+        assert proc.poll() is None and _readyz(url)[0] == 503
+        assert stored(cfg)[0] == []
+        r = cm("datasets", "register", "--config", str(cfg), str(scenario_files[f"card:{scenario.COLLAPSED}"]))
+        assert r.returncode == 0, r.stderr.decode()
+        deadline = time.monotonic() + 30
+        while _readyz(url)[0] != 200:
+            assert proc.poll() is None, output(proc)[-3000:]
+            assert time.monotonic() < deadline, "not ready after the dataset was registered:\n" + output(proc)[-3000:]
+            time.sleep(0.2)
+        wait_windows(cfg, 2, proc, deadline_s=30)
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0, output(proc)[-3000:]
+        assert "Traceback" not in output(proc)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert time.monotonic() - t0 < 60

@@ -130,7 +130,7 @@ def test_promtool_checks_config_rules_and_rule_unit_tests(tools) -> None:
     r = _run("promtool", "check", "config", str(DEPLOY / "prometheus" / "prometheus.yml"))
     assert r.returncode == 0, r.stdout + r.stderr
     r = _run("promtool", "check", "rules", str(RULES))
-    assert r.returncode == 0 and "9 rules found" in r.stdout, r.stdout + r.stderr
+    assert r.returncode == 0 and "10 rules found" in r.stdout, r.stdout + r.stderr
     r = _run("promtool", "test", "rules", RULES_TEST.name, cwd=RULES_TEST.parent)
     assert r.returncode == 0 and "SUCCESS" in r.stdout, r.stdout + r.stderr
 
@@ -140,7 +140,7 @@ def test_every_rule_is_unit_tested_firing_and_silent_and_has_a_runbook() -> None
     assert {r["alert"] for r in rules} == {
         "CarefulDatasetRetireRecommended", "CarefulAnchorStale", "CarefulDatasetWatchLong", "CarefulDeadLettersRising",
         "CarefulConsumerLagHigh", "CarefulEventLagHigh", "CarefulNoEvents", "CarefulMonitorDown",
-        "CarefulGovernanceViolation"}
+        "CarefulGovernanceViolation", "CarefulDatasetReviewOverdue"}
     cases = [t for case in yaml.safe_load(RULES_TEST.read_text())["tests"] for t in case["alert_rule_test"]]
     runbooks = (ROOT / "docs" / "runbooks.md").read_text()
     for rule in rules:
@@ -175,6 +175,23 @@ def test_amtool_checks_alertmanager_config_and_routes(tools) -> None:
         for hook in rcv["webhook_configs"]:
             # the compose stack's logging receiver, not loopback (that is Alertmanager's own container)
             assert urllib.parse.urlsplit(hook["url"]).hostname == "webhook"
+
+
+def test_alertmanager_template_links_the_evidence_page(tools, tmp_path) -> None:
+    """careful.tmpl builds the `latest` link from the rule's evidence_path annotation (model and dataset labels)."""
+    rules = yaml.safe_load((ROOT / "deploy" / "prometheus" / "rules" / "careful-monitor.rules.yml").read_text())
+    paths = {r["alert"]: r["annotations"].get("evidence_path") for g in rules["groups"] for r in g["rules"]}
+    expected = "/ui/models/{{ $labels.model }}/datasets/{{ $labels.dataset }}/latest"
+    assert paths["CarefulDatasetRetireRecommended"] == paths["CarefulAnchorStale"] == expected
+    data = tmp_path / "data.json"
+    data.write_text(json.dumps({"receiver": "pager", "status": "firing", "alerts": [
+        {"status": "firing", "labels": {"alertname": "CarefulDatasetRetireRecommended", "model": "m", "dataset": "s"},
+         "annotations": {"evidence_path": "/ui/models/m/datasets/s/latest"}}],
+        "groupLabels": {}, "commonLabels": {}, "commonAnnotations": {}, "externalURL": "http://am"}))
+    r = _run("amtool", "template", "render", f"--template.glob={ALERTMANAGER_YML.parent / 'careful.tmpl'}",
+             f"--template.data={data}", "--template.text={{ template \"careful.evidence_links\" . }}")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "CarefulDatasetRetireRecommended m/s: http://careful-monitor:9308/ui/models/m/datasets/s/latest"
 
 
 def test_amtool_commands_in_the_runbooks_are_real(tools) -> None:

@@ -267,3 +267,24 @@ def test_the_retired_state_survives_the_engine_snapshot_codec() -> None:
     assert q.states == p.states and q.state_of("synth") == PolicyState.RETIRED
     assert q.step(1, {"synth"}) == [] and q.detector_watch(1, ["synth"]) == []
     assert PolicyState.RETIRED.code == 4 and not PolicyState.RETIRED.alerting
+
+
+def test_review_due_from_the_card_and_the_last_decision(setup) -> None:
+    """lifecycle.review_every_days -> due = last registration/review/reactivation + days; retired: never due."""
+    cfg, store, _, _ = setup
+    due = dict(governance.review_due(store))
+    recs = {r.name: r for r in store.list_datasets()}
+    days = {n: recs[n].card["lifecycle"]["review_every_days"] for n in (ANCHOR, COLLAPSED, FAITHFUL)}
+    last = {a.dataset: a.at.timestamp() for a in store.audit_log()}
+    for name in (ANCHOR, COLLAPSED, FAITHFUL):
+        assert due[name] == pytest.approx(last[name] + days[name] * 86400.0), name
+    store.set_dataset_state(COLLAPSED, "review", by="alice", reason="quarterly")
+    reviewed = store.audit_log(COLLAPSED)[-1].at.timestamp()
+    assert dict(governance.review_due(store))[COLLAPSED] == pytest.approx(reviewed + days[COLLAPSED] * 86400.0)
+    store.set_dataset_state(FAITHFUL, "retire", by="alice", reason="regenerated")
+    assert FAITHFUL not in dict(governance.review_due(store))
+    metrics = Metrics(CollectorRegistry())
+    Pipeline(cfg, store, metrics)  # exported at start (and on every lifecycle poll)
+    text = metrics.exposition().decode()
+    assert f'careful_monitor_dataset_review_due_timestamp_seconds{{dataset="{COLLAPSED}"}}' in text
+    assert f'careful_monitor_dataset_review_due_timestamp_seconds{{dataset="{FAITHFUL}"}}' not in text

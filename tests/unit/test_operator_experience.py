@@ -90,7 +90,7 @@ def test_rejected_events_of_a_known_model_are_counted_per_model(pipeline) -> Non
               if s.labels.get("model") == scenario.MODEL and s.name.endswith("_total")}
     dead = {s.labels["reason"]: s.value for s in fams["careful_monitor_dead_letters"].samples
             if s.name.endswith("_total")}
-    assert events == {"accepted": 1, "rejected": 2}
+    assert events == {"accepted": 1, "rejected": 2, "duplicate": 0}
     assert dead["schema"] == 2 and dead["unknown_model"] == 1 and dead["decode"] == 1
     # every line is accepted, rejected for a known model, or only a dead letter (unknown or unnamed model)
     assert sum(events.values()) + dead["unknown_model"] + dead["decode"] == len(lines)

@@ -20,7 +20,7 @@ from careful_monitor.store import AuditRecord, DatasetRecord, LineageRecord, Sto
 from careful_monitor.store.models import Base
 from careful_monitor.store.repository import LIFECYCLE, engine_url
 
-HEAD = "0003"
+HEAD = "0006"
 NOW = datetime(2026, 11, 24, 10, 0, 0, tzinfo=UTC)
 
 

@@ -1,7 +1,9 @@
-"""Event-id dedup: the last `limits.dedup_ids` event ids seen per model, as 64-bit hashes.
+"""Event-id dedup: the event ids each batch recorded per model, as 64-bit hashes.
 
-An append-only table (one row per id, pruned by sequence), so a batch adds its ids in the
-transaction that stores its windows and offsets, and nothing is rewritten whole.
+One row per batch (model, first_seq, last_seq, id_hashes: little-endian int64 bytes of the ids of
+seqs first_seq..last_seq), added in the transaction that stores that batch's windows, engine state
+and offsets; rows whose ids all fell out of the model's last `limits.dedup_ids` are deleted. Nothing
+is rewritten whole.
 
 Revision ID: 0003
 Revises: 0002
@@ -22,13 +24,14 @@ def upgrade() -> None:
     op.create_table(
         "seen_ids",
         sa.Column("model", sa.String(200), nullable=False),
-        sa.Column("id_hash", sa.BigInteger(), nullable=False),
-        sa.Column("seq", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("model", "id_hash", name="pk_seen_ids"),
+        sa.Column("first_seq", sa.BigInteger(), nullable=False),
+        sa.Column("last_seq", sa.BigInteger(), nullable=False),
+        sa.Column("id_hashes", sa.LargeBinary(), nullable=False),
+        sa.PrimaryKeyConstraint("model", "first_seq", name="pk_seen_ids"),
     )
-    op.create_index("ix_seen_ids_model_seq", "seen_ids", ["model", "seq"])
+    op.create_index("ix_seen_ids_model_last_seq", "seen_ids", ["model", "last_seq"])
 
 
 def downgrade() -> None:
-    op.drop_index("ix_seen_ids_model_seq", table_name="seen_ids")
+    op.drop_index("ix_seen_ids_model_last_seq", table_name="seen_ids")
     op.drop_table("seen_ids")
