@@ -283,3 +283,20 @@ def test_alertmanager_receivers_are_a_service_of_the_stack() -> None:
     script = hook["command"][-1]
     assert '("0.0.0.0", 9095)' in script and "def do_POST" in script
     compile(script, "webhook", "exec")  # the receiver is valid Python
+
+
+def test_compose_file_validates_against_the_compose_specification() -> None:
+    """docker-compose.yml against the Compose specification's JSON schema (vendored: tests/vendor/compose-spec)."""
+    import json
+
+    import jsonschema
+
+    schema = json.loads((ROOT / "tests" / "vendor" / "compose-spec" / "compose-spec.json").read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    doc = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    errors = sorted(validator.iter_errors(doc), key=lambda e: list(e.absolute_path))
+    assert not errors, "\n".join(f"{'/'.join(map(str, e.absolute_path))}: {e.message}" for e in errors)
+    # and the validator does catch a broken file
+    broken = {**doc, "services": {**doc["services"], "kafka": {**doc["services"]["kafka"], "restart": 5,
+                                                                  "ports": "9092"}}}
+    assert list(validator.iter_errors(broken))
