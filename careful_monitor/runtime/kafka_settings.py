@@ -165,7 +165,7 @@ def check_credentials(cfg: Config) -> None:
 
 def _refusal(bootstrap: str, kw: dict[str, Any]) -> str | None:
     """None when a bootstrap broker accepts these settings; why they refuse them; "" when none could be asked."""
-    refused: list[str] = []
+    refused: list[tuple[str, str]] = []
     for server in bootstrap.split(","):
         host, _, port = server.strip().rpartition(":")
         if not host or not port.isdigit():
@@ -174,8 +174,10 @@ def _refusal(bootstrap: str, kw: dict[str, Any]) -> str | None:
         if problem is None:
             return None
         if problem:
-            refused.append(f"{server.strip()}: {problem}")
-    return "; ".join(refused)
+            refused.append((server.strip(), problem))
+    if len(refused) == 1:
+        return refused[0][1]
+    return "; ".join(f"{server}: {problem}" for server, problem in refused)
 
 
 class CredentialsWatch:
@@ -247,7 +249,8 @@ def _handshake(host: str, port: int, kw: dict[str, Any]) -> str | None:
     if exc is None:
         return None
     if isinstance(exc, SaslAuthenticationFailed):
-        return (f"SASL authentication failed ({exc}); check kafka.security.username and the password in "
+        said = str(exc).split(": ", 1)[-1]  # the broker's words, without aiokafka's "[Error 58] ...:" prefix
+        return (f"SASL authentication failed ({said}); check kafka.security.username and the password in "
                 "kafka.security.password_file")
     if isinstance(exc, UnsupportedSaslMechanismError):
         return f"{exc}; set kafka.security.sasl_mechanism to one the broker enables"

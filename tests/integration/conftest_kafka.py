@@ -4,7 +4,8 @@ Register it with `pytest_plugins = ["tests.integration.conftest_kafka"]` in the 
 Fixtures: `kafka_broker` (session: the running broker: `bootstrap`, `log_dir`, start timings, and
 `restart()` with the same ports and data, for outage tests), `kafka_bootstrap` (session:
 "127.0.0.1:PORT") and `kafka_config` (function: a Config pointing at the broker, with topic and
-group names of its own, and paths under the test's tmp_path).
+group names of its own, and paths under the test's tmp_path); `kafka_sasl_broker` (module: a broker of
+the module's own with a SASL_SSL listener too, `SaslSslBroker`).
 
 The broker's jars come from Maven Central through deploy/kafka/fetch.sh on first use (a no-op
 later); the broker runs on free ports with a fresh log folder and is stopped by its process id at the
@@ -197,3 +198,79 @@ def kafka_config(tmp_path: Path, kafka_bootstrap: str, request: pytest.FixtureRe
     })
     cfg.base_dir = tmp_path  # relative paths (password_file, data) resolve in the test's folder
     return cfg
+
+
+# --- a broker with a SASL_SSL listener (tests/integration/test_kafka_sasl.py) --------------------------
+class SaslSslBroker(KafkaBroker):
+    """The broker with a SASL_SSL listener as well (broker.sh with CAREFUL_KAFKA_SASL_SSL=1).
+
+    SCRAM-SHA-512 user `user`, created at format time with the password in `password_file`; the
+    listener's certificate is signed by `ca_file`, a throwaway CA broker.sh writes with openssl into
+    the log folder. Sessions re-authenticate every `reauth_ms`, so a deleted user is locked out soon.
+    The PLAINTEXT listener (`bootstrap`) stays for the tests' own admin calls.
+    """
+
+    user = "careful"
+
+    def __init__(self, port: int, controller_port: int, sasl_port: int, log_dir: Path, fetch_seconds: float = 0.0,
+                 reauth_ms: int = 10_000) -> None:
+        super().__init__(port, controller_port, log_dir, fetch_seconds)
+        self.sasl_port = sasl_port
+        self.env.update({"CAREFUL_KAFKA_SASL_SSL": "1", "SASL_PORT": str(sasl_port), "SASL_USER": self.user,
+                         "REAUTH_MS": str(reauth_ms)})
+
+    @property
+    def sasl_bootstrap(self) -> str:
+        return f"127.0.0.1:{self.sasl_port}"
+
+    @property
+    def password_file(self) -> Path:
+        return self.log_dir / "sasl-password"
+
+    @property
+    def ca_file(self) -> Path:
+        return self.log_dir / "certs" / "ca.pem"
+
+    def delete_user(self) -> None:
+        """Delete the SCRAM user (what `kafka-configs.sh --alter --delete-config SCRAM-SHA-512` does)."""
+        from kafka.admin import ScramMechanism, UserScramCredentialDeletion
+
+        self._alter_user(UserScramCredentialDeletion(self.user, ScramMechanism.SCRAM_SHA_512))
+
+    def restore_user(self) -> None:
+        """Create the SCRAM user again with the password of `password_file`."""
+        from kafka.admin import ScramMechanism, UserScramCredentialUpsertion
+
+        password = self.password_file.read_text().strip()
+        self._alter_user(UserScramCredentialUpsertion(self.user, ScramMechanism.SCRAM_SHA_512, password))
+
+    def _alter_user(self, alteration: object) -> None:
+        from kafka.admin import KafkaAdminClient
+
+        admin = KafkaAdminClient(bootstrap_servers=self.bootstrap, client_id="careful-monitor-tests",
+                                 request_timeout_ms=10_000)
+        try:
+            errors = admin.alter_user_scram_credentials([alteration])
+        finally:
+            admin.close()
+        assert errors == {self.user: None}, errors
+
+
+@pytest.fixture(scope="module")
+def kafka_sasl_broker(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SaslSslBroker]:
+    """A broker of the test module's own with a SASL_SSL listener (module scope: tests may delete its user)."""
+    fetch_seconds = _fetch()
+    errors = []
+    for _ in range(START_ATTEMPTS):
+        broker = SaslSslBroker(*_free_ports(3), tmp_path_factory.mktemp("kafka-sasl"), fetch_seconds)
+        try:
+            broker.start()
+        except BrokerStartError as exc:
+            errors.append(str(exc))
+            continue
+        try:
+            yield broker
+        finally:
+            broker.stop()
+        return
+    pytest.fail("could not start the SASL_SSL Kafka broker:\n" + "\n".join(errors))
