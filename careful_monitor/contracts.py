@@ -18,11 +18,58 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
+
 from careful_monitor.engine.evaluate import round_p, round_value
 from careful_monitor.engine.types import Alert, Attribution, Evidence, QualityRate, TestOutcome, WindowResult
 
 _MIN_TS = -62135596800.0  # 0001-01-01T00:00:00Z
 _MAX_TS = 253402300799.0  # 9999-12-31T23:59:59Z, the last second datetime can hold
+
+
+def round_values(xs: Sequence[float]) -> list[float]:
+    """`round_value` of many numbers at once: the same floats, in a few array operations.
+
+    y = x * 1e6 is off the exact product by at most |y| 2^-53, so rint(y) is the integer Python's
+    correctly rounded `round(x, 6)` picks unless the exact product lies within that of a half; those
+    values (a band of 4e-16 |y|), |x| >= 1e9 and non-finite ones are rounded one by one with `round_value`.
+    k / 1e6 is then the float nearest to the decimal k * 10^-6, as `round` returns.
+    """
+    x = np.asarray(xs, dtype=float)
+    with np.errstate(invalid="ignore", over="ignore"):
+        y = x * 1e6
+        out = np.rint(y) / 1e6
+        lone = ~(np.abs(x) < 1e9) | (np.abs(y - np.floor(y) - 0.5) <= 4e-16 * np.abs(y))
+    values = out.tolist()
+    for i in np.flatnonzero(lone).tolist():
+        values[i] = round_value(xs[i])
+    return values
+
+
+_POW10 = 10.0 ** np.arange(23)  # exact doubles
+
+
+def round_ps(ps: Sequence[float]) -> list[float]:
+    """`round_p` (6 significant digits) of many p-values at once: the same floats.
+
+    With e = floor(log10 p) and m = 5 - e, the 6 digits are the integer nearest p * 10^m; 10^m is an
+    exact double for 0 <= m <= 22 (p from 1e-17 up to 1e5), so rint and one division give the float
+    nearest to the decimal, as formatting with `.6g` and parsing back does. Values outside that range,
+    near a half (as in `round_values`), or whose scaled value is not 6 digits are done one by one.
+    """
+    p = np.asarray(ps, dtype=float)
+    with np.errstate(invalid="ignore", divide="ignore", over="ignore"):
+        m = 5 - np.floor(np.log10(np.abs(p)))
+        ok = np.isfinite(m) & (m >= 0) & (m <= 22)
+        scale = _POW10[np.where(ok, m, 0).astype(np.int64)]
+        y = p * scale
+        out = np.rint(y) / scale
+        a = np.abs(y)
+        lone = ~ok | ~((a >= 1e5) & (a < 1e6)) | (np.abs(y - np.floor(y) - 0.5) <= 4e-16 * a)
+    values = out.tolist()
+    for i in np.flatnonzero(lone).tolist():
+        values[i] = round_p(ps[i])
+    return values
 
 
 def iso(ts: float) -> str:
@@ -61,6 +108,23 @@ def attribution_json(a: Attribution) -> dict[str, Any]:
             "indistinguishable_from": list(a.indistinguishable_from)}
 
 
+def _tests_json(tests: Sequence[TestOutcome]) -> list[dict[str, Any]]:
+    """`test_json` of every test of a window, rounded in bulk (the same values)."""
+    stats = round_values([t.result.statistic for t in tests])
+    ps = round_ps([t.result.p_value for t in tests])
+    effects = round_values([t.result.effect for t in tests])
+    return [{"feature": t.feature, "reference": t.reference, "test": t.result.test, "statistic": st,
+             "p_value": p, "effect": ef, "flagged": t.flagged}
+            for t, st, p, ef in zip(tests, stats, ps, effects, strict=True)]
+
+
+def _quality_json(quality: Sequence[QualityRate]) -> list[dict[str, Any]]:
+    """`quality_json` of every rate of a window, rounded in bulk (the same values)."""
+    rounded = round_values([q.value for q in quality] + [q.anchor for q in quality])
+    return [{"feature": q.feature, "signal": q.signal, "value": v, "anchor": a}
+            for q, v, a in zip(quality, rounded[:len(quality)], rounded[len(quality):], strict=True)]
+
+
 def window_json(w: WindowResult) -> dict[str, Any]:
     """A window result as stored and served by `/api/models/<model>/windows`."""
     return {
@@ -68,8 +132,8 @@ def window_json(w: WindowResult) -> dict[str, Any]:
         "n_events": w.n_events, "model_versions": list(w.model_versions), "version": w.version,
         "flagged": w.flagged, "flagged_features": list(w.flagged_features),
         "evidence": [evidence_json(e) for e in w.evidence],
-        "tests": [test_json(t) for t in w.tests],
-        "quality": [quality_json(q) for q in w.quality],
+        "tests": _tests_json(w.tests),
+        "quality": _quality_json(w.quality),
         "attribution": [attribution_json(a) for a in w.attribution],
         "blamed": list(w.blamed), "states": {k: str(v) for k, v in w.states.items()},
         "detector_hits": w.detector_hits,

@@ -55,14 +55,20 @@ def expand_manifests(paths: tuple[str, ...]) -> list[str]:
 @click.option("--allow-outside", is_flag=True,
               help="Accept a card whose data path is absolute or leaves the card's folder ('..', symlinks).")
 @click.option("--replace", is_flag=True,
-              help="Allow re-registering a name with another role or anchor (warns which sets to re-register).")
+              help="Allow re-registering a name with another role or anchor, or an anchor with other data "
+                   "(its sets are re-binned on the new grid, or named to re-register).")
 @handle_errors
 def datasets_register(config_path: str | None, manifests: tuple[str, ...], by: str | None, as_json: bool,
                       allow_outside: bool, replace: bool) -> None:
     """Validate CAREFUL card MANIFEST(s), profile the data, store card + profile.
 
     Register the anchor (role: real) before the synthetic sets that name it in `anchored_by`.
-    Re-registering a name with a different role or anchor is refused unless --replace.
+    Feature kinds come from the config's models that name the set; an anchor stored with other kinds
+    is re-profiled from its registered data first (found beside this card, sha256-checked; a changed
+    or missing file is an error). Re-registering a name with a different role or anchor, or an anchor
+    with other data, is refused unless --replace; a new profile of an anchor re-bins the sets it
+    anchors from their registered data (beside its card), or warns naming exactly those to
+    re-register (exit 0; `replay` and `run` refuse until they are).
     A folder stands for every card (*.yaml, *.yml) in it, cards without `anchored_by` first
     (an empty folder registers nothing): `datasets register /data/datasets` in docker-compose.
     """
@@ -116,13 +122,19 @@ def datasets_list(config_path: str | None, as_json: bool) -> None:
 @click.argument("name")
 @handle_errors
 def datasets_show(config_path: str | None, name: str) -> None:
-    """Show one dataset's card, profile summary, last pre-flight gate report (summary) and audit log as JSON."""
+    """Show one dataset's card, profile summary, last pre-flight gate report (summary) and audit log as JSON.
+
+    `missing_features`: features the config's models monitor that this set's profile lacks
+    (feature -> models); they are not compared with it.
+    """
     from careful_monitor import gates
     from careful_monitor.app import open_store
     from careful_monitor.engine.profile import ReferenceProfile
     from careful_monitor.errors import NotFoundError
+    from careful_monitor.registry import missing_features
 
-    store = open_store(load(config_path))
+    cfg = load(config_path)
+    store = open_store(cfg)
     rec = store.get_dataset(name)
     if rec is None:
         raise NotFoundError(f"dataset '{name}' is not registered (see `careful-monitor datasets list`)")
@@ -132,6 +144,7 @@ def datasets_show(config_path: str | None, name: str) -> None:
            "features": {f: {"kind": p.kind, "n": p.n, "null_rate": round(p.null_rate, 6)}
                         for f, p in prof.features.items()},
            "joint_features": prof.joint.features if prof.joint else [],
+           "missing_features": missing_features(cfg, name, prof),
            "gates": _gates_summary(gates.load(store, name)),
            "audit": [{"action": a.action, "from": a.from_state, "to": a.to_state, "by": a.by, "reason": a.reason,
                       "at": a.at.isoformat()} for a in store.audit_log(name)]}

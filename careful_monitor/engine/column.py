@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from typing import Any
 
 import numpy as np
@@ -22,7 +24,12 @@ from careful_monitor.engine.profile import (
     probs_to_arrays,
     to_float_array,
 )
+from careful_monitor.engine.stats import HistogramTests, histogram_tests
 from careful_monitor.engine.text import distinct2, tokenize_many
+
+_STR_OR_NONE = frozenset({str, type(None)})
+_DICT = {dict}
+_NUMBERS = frozenset({int, float})
 
 
 @dataclass
@@ -59,15 +66,22 @@ class WindowColumn:
             cached = self.extra["_ecdf"] = (x[idx], idx / n, ends / n)
         return cached
 
-    def chi2(self, ref_counts: np.ndarray) -> tuple[float, float, float, int]:
-        """chi2_homogeneity against one reference, shared by the chi2, PSI and JS tests."""
-        key = ("_chi2", id(ref_counts))
+    def histogram_tests(self, ref_counts: np.ndarray) -> tuple[HistogramTests, int]:
+        """Chi-square, PSI and JS against one reference's counts: (the batch that holds them, row), once.
+
+        `score_histograms` fills this for every feature and reference of a window in one array
+        computation; a column scored alone computes its own row here.
+        """
+        key = ("_hist", id(ref_counts))
         cached = self.extra.get(key)
         if cached is None:
-            from careful_monitor.engine.stats import chi2_homogeneity
-
-            cached = self.extra[key] = chi2_homogeneity(self.counts, ref_counts)
+            cached = self.extra[key] = (histogram_tests(self.counts[None, :], ref_counts[None, :]), 0)
         return cached
+
+    def chi2(self, ref_counts: np.ndarray) -> tuple[float, float, float, int]:
+        """(statistic, p-value, effect, dof) of chi2_homogeneity against one reference, shared by chi2, PSI and JS."""
+        tests, i = self.histogram_tests(ref_counts)
+        return tests.row(i)
 
     def quantiles(self, points: int) -> np.ndarray:
         """Window quantiles at linspace(0, 1, points), by interpolation of the sorted values."""
@@ -77,6 +91,34 @@ class WindowColumn:
             pos = np.linspace(0.0, self.n - 1, points)
             cached = self.extra[key] = np.interp(pos, np.arange(self.n), self.x)
         return cached
+
+
+def _probs_matrix(values: Sequence[Any]) -> np.ndarray | None:
+    """Rows x labels of a column of non-empty probs maps with the same number of numeric values, read in
+    one pass (`np.fromiter` over the chained values); None for any other column."""
+    if not values or set(map(type, values)) != _DICT or not all(values):
+        return None
+    k = len(values[0])
+    if set(map(len, values)) != {k} or not set(map(type, chain.from_iterable(map(dict.values, values)))) <= _NUMBERS:
+        return None
+    flat = np.fromiter(chain.from_iterable(map(dict.values, values)), dtype=float, count=k * len(values))
+    return flat.reshape(len(values), k)
+
+
+def probs_confidence(values: Sequence[Any]) -> tuple[np.ndarray, np.ndarray, int, int]:
+    """`outputs.probs` maps -> (confidence, entropy, nulls, mismatches): `profile.probs_to_arrays` without the top
+    labels, which the window path never reads (the same rows dropped, the same arithmetic)."""
+    mat = _probs_matrix(values)
+    if mat is None:  # nulls, empty maps, ragged or non-numeric rows: the general path sorts them out
+        conf, ent, _top, nulls, bad = probs_to_arrays(values)
+        return conf, ent, nulls, bad
+    s = mat.sum(axis=1)
+    ok = np.isfinite(s) & (s > 0) & (mat >= 0).all(axis=1)
+    p = mat[ok] / s[ok, None]
+    conf = p.max(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ent = -np.where(p > 0, p * np.log(p), 0.0).sum(axis=1)
+    return conf, ent, 0, int((~ok).sum())  # no nulls in such a column; rows that are not probabilities are bad
 
 
 def summarise(values: Sequence[Any], anchor: FeatureProfile) -> WindowColumn:
@@ -92,7 +134,7 @@ def summarise(values: Sequence[Any], anchor: FeatureProfile) -> WindowColumn:
                             scale=anchor.std or 1.0)
     if anchor.kind == PROBS:
         assert isinstance(anchor, ProbsProfile)
-        conf, ent, _top, nulls, bad = probs_to_arrays(values)
+        conf, ent, nulls, bad = probs_confidence(values)
         conf.sort()
         edges = anchor.confidence.edges
         counts = np.bincount(np.searchsorted(edges, conf, side="right"), minlength=len(edges) + 1)
@@ -100,12 +142,20 @@ def summarise(values: Sequence[Any], anchor: FeatureProfile) -> WindowColumn:
                             scale=anchor.confidence.std or 1.0)
     if anchor.kind == CATEGORICAL:
         assert isinstance(anchor, CategoricalProfile)
+        counts = np.zeros(len(anchor.categories) + 1, dtype=np.int64)
+        if set(map(type, values)) <= _STR_OR_NONE:  # the usual column: Counter counts in C, no per-value str()
+            found = Counter(values)
+            nulls = found.pop(None, 0)
+            idx = _category_index(anchor)
+            other = len(anchor.categories)
+            for cat, k in found.items():
+                counts[idx.get(cat, other)] += k
+            return WindowColumn(CATEGORICAL, total - nulls, total, nulls, 0, counts=counts)
         present = [str(v) for v in values if v is not None and not isinstance(v, (dict, list))]
         bad = sum(1 for v in values if isinstance(v, (dict, list)))
-        counts = np.zeros(len(anchor.categories) + 1, dtype=np.int64)
         if present:
             cats, cnt = np.unique(np.array(present, dtype=str), return_counts=True)
-            idx = anchor.index()
+            idx = _category_index(anchor)
             other = len(anchor.categories)
             pos = np.fromiter((idx.get(c, other) for c in cats.tolist()), dtype=np.int64, count=len(cats))
             np.add.at(counts, pos, cnt)
@@ -130,6 +180,14 @@ def summarise(values: Sequence[Any], anchor: FeatureProfile) -> WindowColumn:
     raise ValueError(f"unknown kind {anchor.kind}")
 
 
+def _category_index(anchor: CategoricalProfile) -> dict[str, int]:
+    """The anchor's category -> position map, built once per profile (kept on it, as its CDF limits are)."""
+    idx = anchor.__dict__.get("_category_index")
+    if idx is None:
+        idx = anchor.__dict__["_category_index"] = anchor.index()
+    return idx
+
+
 def reference_counts(ref: FeatureProfile) -> np.ndarray:
     """The reference's histogram counts on the anchor's grid (confidence bins for probs)."""
     if isinstance(ref, ProbsProfile):
@@ -147,3 +205,23 @@ def summarise_probs(parts: list[tuple[np.ndarray, np.ndarray, int, int]], anchor
     counts = np.bincount(np.searchsorted(edges, conf, side="right"), minlength=len(edges) + 1)
     return WindowColumn(PROBS, len(conf), total, sum(p[2] for p in parts), sum(p[3] for p in parts), conf, counts,
                         {"entropy": ent}, scale=anchor.confidence.std or 1.0)
+
+
+def score_histograms(pairs: Sequence[tuple[WindowColumn, np.ndarray]]) -> None:
+    """Chi-square, PSI and JS of every (window column, reference counts) pair of a window in one computation.
+
+    The pairs' histograms are stacked into one P x B matrix per side (B the longest grid; shorter ones
+    padded with empty bins, which change no statistic), scored by `stats.histogram_tests` with one
+    `chdtrc` call, and each column keeps its rows for the chi2, PSI and JS comparisons.
+    """
+    if not pairs:
+        return
+    width = max(len(c.counts) for c, _ in pairs)
+    w = np.zeros((len(pairs), width))
+    r = np.zeros((len(pairs), width))
+    for i, (c, rc) in enumerate(pairs):
+        w[i, :len(c.counts)] = c.counts
+        r[i, :len(rc)] = rc
+    tests = histogram_tests(w, r)
+    for i, (c, rc) in enumerate(pairs):
+        c.extra[("_hist", id(rc))] = (tests, i)

@@ -1,10 +1,12 @@
 """Evaluate one closed window: every comparison, Benjamini-Hochberg over the anchor family, flags, evidence.
 
 Each feature's column is summarised once on the anchor's grid and shared by every comparison and
-reference. Anchor comparisons (tests and collapse signatures, plus the window-level joint test as
-feature `joint`) form the window's BH family at level `fdr`; a comparison is flagged when BH
-rejects it and its effect reaches its floor in `min_effect`. Comparisons against synthetic sets
-feed attribution and the dashboards, not the family.
+reference; the chi-square, PSI and JS of every histogram feature against every reference are then
+computed as one array computation (`column.score_histograms`), and KS and Wasserstein of a pair share
+one KS distance, so the comparisons only read what they report. Anchor comparisons (tests and
+collapse signatures, plus the window-level joint test as feature `joint`) form the window's BH
+family at level `fdr`; a comparison is flagged when BH rejects it and its effect reaches its floor
+in `min_effect`. Comparisons against synthetic sets feed attribution and the dashboards, not the family.
 
 >>> import numpy as np
 >>> from careful_monitor.engine.profile import build_profile
@@ -24,15 +26,16 @@ from typing import Any
 
 import numpy as np
 
-from careful_monitor.engine.column import WindowColumn, summarise, summarise_probs
+from careful_monitor.engine.column import WindowColumn, reference_counts, score_histograms, summarise, summarise_probs
 from careful_monitor.engine.comparisons.catalogue import EFFECT_KEYS, SIGNATURE_NAMES, WINDOW_COMPARISONS, for_kind
 from careful_monitor.engine.comparisons.copula import WindowRows
 from careful_monitor.engine.fdr import benjamini_hochberg
-from careful_monitor.engine.profile import CATEGORICAL, NUMERIC, FeatureProfile, ProbsProfile, ReferenceProfile
+from careful_monitor.engine.profile import CATEGORICAL, NUMERIC, PROBS, FeatureProfile, ProbsProfile, ReferenceProfile
 from careful_monitor.engine.types import Evidence, QualityRate, TestOutcome, TestResult
 from careful_monitor.engine.window import ProbsPart
 
 JOINT = "joint"
+_HISTOGRAM_KINDS = frozenset({NUMERIC, CATEGORICAL, PROBS})  # the kinds whose tests include chi2, PSI and JS
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,6 +68,7 @@ def evaluate_window(cols: Mapping[str, list[Any]], features: Mapping[str, str], 
     quality: list[QualityRate] = []
     window_counts: dict[str, np.ndarray] = {}
     joint_columns: dict[str, np.ndarray] = {}
+    summaries: dict[str, WindowColumn] = {}
     for f, kind in features.items():
         values = cols[f]
         aprof = anchor.features[f]
@@ -73,10 +77,16 @@ def evaluate_window(cols: Mapping[str, list[Any]], features: Mapping[str, str], 
             col = summarise_probs(probs_parts, aprof, len(values))
         else:
             col = summarise(values, aprof)
+        summaries[f] = col
         window_counts[f] = col.counts
         if kind == NUMERIC and f in joint_features:
             aligned = col.extra.get("aligned")
             joint_columns[f] = aligned if aligned is not None else _aligned_floats(values)
+    # chi-square, PSI and JS of every histogram feature against every reference: one array computation
+    score_histograms([(summaries[f], reference_counts(p)) for f, kind in features.items() if kind in _HISTOGRAM_KINDS
+                      for p in (anchor.features[f], *(feats[f] for feats in synthetic.values() if f in feats))])
+    for f, kind in features.items():
+        aprof, col = anchor.features[f], summaries[f]
         for c in for_kind(kind, anchor=True):
             r = c.compare(aprof, col)
             if r is not None:

@@ -11,6 +11,7 @@ last one saved.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -90,12 +91,24 @@ class ModelMonitor:
             assert isinstance(conf, ProbsProfile)
             self.detector = make_detector(spec.detector, mean=conf.confidence.mean, sd=conf.confidence.std,
                                           threshold=spec.cusum_threshold, drift=spec.cusum_drift)
+        self.detector_baseline = self._baseline()
         if snapshot is not None:
             self.restore(snapshot)
 
     # --- state -------------------------------------------------------------------------------
     def _new_window(self) -> OpenWindow:
         return OpenWindow(list(self.features), self.detector_feature)
+
+    def _baseline(self) -> str | None:
+        """A digest of what the per-event detector is calibrated on: the anchor's profile of its signal."""
+        if self.detector_feature is None:
+            return None
+        conf = self.anchor.features[self.detector_feature]
+        assert isinstance(conf, ProbsProfile)
+        c = conf.confidence
+        h = hashlib.blake2b(f"{self.anchor.name}\0{c.n}\0{c.mean!r}\0{c.std!r}\0".encode(), digest_size=16)
+        h.update(np.ascontiguousarray(c.quantiles, dtype="<f8").tobytes())
+        return h.hexdigest()
 
     def snapshot(self) -> bytes:
         """Everything that must survive a restart, in the data-only codec of `engine.state`."""
@@ -104,6 +117,7 @@ class ModelMonitor:
             "window": self.window.state(), "policy": self.policy.state(),
             "detector": None if self.detector is None else {"kind": self.spec.detector, **self.detector.state()},
             "version_order": self.version_order, "pending_detector": self._pending_detector,
+            "detector_baseline": self.detector_baseline,
         })
 
     def restore(self, blob: bytes) -> None:
@@ -113,9 +127,14 @@ class ModelMonitor:
         self.window = OpenWindow.from_state(state["window"], list(self.features), self.detector_feature)
         self.policy.restore(state["policy"])
         saved = state["detector"]
+        self.version_order = list(state["version_order"])
+        if state.get("detector_baseline") != self.detector_baseline:
+            # the anchor was replaced (or the snapshot predates the digest): what the detector accumulated,
+            # and a detection not yet acted on, measured the live stream against the old anchor
+            self.window.detector_hits = 0
+            return
         if saved is not None and self.detector is not None and saved.get("kind") == self.spec.detector:
             self.detector.restore(saved)
-        self.version_order = list(state["version_order"])
         self._pending_detector = state["pending_detector"]
 
     @property

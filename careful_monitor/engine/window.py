@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from careful_monitor.engine.profile import probs_to_arrays
+from careful_monitor.engine.column import probs_confidence
 
 #: confidence, entropy, nulls, malformed: the probs feature of one appended slice
 ProbsPart = tuple[np.ndarray, np.ndarray, int, int]
@@ -65,7 +65,7 @@ class OpenWindow:
         self.versions.update(v for v in batch.versions[lo:hi] if v is not None)
         if self.probs_feature is None:
             return None
-        conf, ent, _, nulls, bad = probs_to_arrays(batch.columns.get(self.probs_feature, [])[lo:hi])
+        conf, ent, nulls, bad = probs_confidence(batch.columns.get(self.probs_feature, [])[lo:hi])
         self.probs_parts.append((conf, ent, nulls, bad))
         return conf
 

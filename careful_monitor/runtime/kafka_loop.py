@@ -148,10 +148,18 @@ def kafka_python_producer(cfg: Config) -> Producer:
 
 async def _bounded(call: Awaitable[Any], what: str) -> None:
     """Await a broker call for at most BROKER_CALL_TIMEOUT_S; a timeout is logged, not raised."""
+    from aiokafka.errors import CommitFailedError as AioCommitFailed
+    from kafka.errors import CommitFailedError
+
     try:
         await asyncio.wait_for(call, BROKER_CALL_TIMEOUT_S)
     except TimeoutError:
         log.warning("could not %s within %.0f s (broker unreachable?); carrying on", what, BROKER_CALL_TIMEOUT_S)
+    except (CommitFailedError, AioCommitFailed) as exc:
+        # the group was rebalanced under us (membership lost: broker restart, a long pause): the offsets
+        # are in the store already, and the next assignment seeks back to them
+        log.warning("could not %s: the consumer group rebalanced (%s); carrying on from the stored offsets",
+                    what, type(exc).__name__)
 
 
 # --- start-up ------------------------------------------------------------------------------------

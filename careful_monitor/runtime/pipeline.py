@@ -71,6 +71,9 @@ def load_references(cfg: Config, store: Store, model: str) -> tuple[ReferencePro
         if srec.role == "real":
             continue  # a second real set in the mix is not a synthetic reference
         synthetic[name] = ReferenceProfile.from_bytes(srec.profile)
+    from careful_monitor.registry import off_grid
+
+    register = f"careful-monitor datasets register{f' --config {cfg.source}' if cfg.source else ''}"
     for f, kind in m.features.items():
         prof = anchor.features.get(f)
         if prof is None:
@@ -78,8 +81,16 @@ def load_references(cfg: Config, store: Store, model: str) -> tuple[ReferencePro
         elif prof.kind != kind:
             raise ConfigError(f"models.{model}.features.{f}",
                               f"configured as {kind} but anchor '{m.anchor}' profiled it as {prof.kind}",
-                              f"re-register '{m.anchor}' and its synthetic sets "
-                              "so they are profiled with the configured kind")
+                              f"run `{register} <card of {m.anchor}>`: it re-profiles '{m.anchor}' with the "
+                              "configured kinds and re-bins its synthetic sets from their registered data")
+    # a synthetic set binned on an earlier profile of the anchor (its data changed, or its kinds) would be
+    # compared on the wrong grid: every such set is named, with the command that re-bins it
+    stale = {name: off for name, prof in synthetic.items() if (off := off_grid(anchor, prof))}
+    if stale:
+        raise ConfigError(f"models.{model}.training_mix",
+                          "binned on an earlier profile of anchor '" + m.anchor + "': "
+                          + "; ".join(f"'{n}' ({', '.join(fs)})" for n, fs in sorted(stale.items())),
+                          f"re-register exactly these: `{register} <card of {'> <card of '.join(sorted(stale))}>`")
     return anchor, synthetic
 
 

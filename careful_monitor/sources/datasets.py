@@ -12,10 +12,11 @@ from __future__ import annotations
 
 import csv
 import hashlib
+import io
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol
 
 import orjson
 
@@ -97,7 +98,59 @@ def _num(v: str) -> Any:
     return int(f) if f.is_integer() and "." not in v and "e" not in v.lower() else f
 
 
-def _finish(columns: dict[str, list[Any]], probs: dict[str, dict[str, list[Any]]], n: int) -> dict[str, list[Any]]:
+#: rows per batch when a JSONL or CSV file is streamed (registration reads any file batch by batch)
+BATCH_ROWS = 16_384
+
+Batch = tuple[dict[str, list[Any]], int]  # (feature columns of these rows, row count)
+
+
+class _Digest(Protocol):
+    def update(self, data: bytes, /) -> None: ...
+
+
+class _HashingReader(io.RawIOBase):
+    """A binary file that feeds every byte it reads into a digest (the file is hashed as it is parsed)."""
+
+    def __init__(self, raw: BinaryIO, digest: _Digest) -> None:
+        self._raw, self._digest = raw, digest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, b: Any) -> int:
+        data = self._raw.read(len(b))
+        b[:len(data)] = data
+        self._digest.update(data)
+        return len(data)
+
+
+def _lines(fh: BinaryIO, digest: _Digest | None) -> Iterator[bytes]:
+    """The lines of a binary file (split on b"\\n", as iterating it does), hashing its bytes on the way."""
+    rest = b""
+    for chunk in iter(lambda: fh.read(1 << 22), b""):
+        if digest is not None:
+            digest.update(chunk)
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        yield from lines
+    if rest:
+        yield rest
+
+
+def _flat_columns(header: list[str], data: list[list[Any]], n: int) -> dict[str, list[Any]]:
+    """Flat columns (`inputs.x`, `outputs.probs.<label>`) -> feature columns; probability columns become maps."""
+    columns: dict[str, list[Any]] = {}
+    probs: dict[str, dict[str, list[Any]]] = {}
+    for name, values in zip(header, data, strict=True):
+        parts = name.split(".")
+        if parts[0] not in ("inputs", "outputs") or len(parts) < 2:
+            raise DataFormatError(f"column '{name}' must be named inputs.<name> or outputs.<name>")
+        if len(parts) == 3 and parts[0] == "outputs":
+            probs.setdefault(f"outputs.{parts[1]}", {})[parts[2]] = values
+        elif len(parts) == 2:
+            columns[name] = values
+        else:
+            raise DataFormatError(f"column '{name}' nests too deep")
     for feat, labels in probs.items():
         columns[feat] = [
             {lab: vals[i] for lab, vals in labels.items() if vals[i] is not None} or None for i in range(n)
@@ -105,10 +158,25 @@ def _finish(columns: dict[str, list[Any]], probs: dict[str, dict[str, list[Any]]
     return columns
 
 
-def read_jsonl(path: Path) -> dict[str, list[Any]]:
-    rows = []
+def _jsonl_columns(rows: list[dict[str, Any]]) -> dict[str, list[Any]]:
+    maps = {section: [row.get(section) or {} for row in rows] for section in ("inputs", "outputs")}
+    names: dict[tuple[str, str], None] = {}  # first seen first, row by row (inputs before outputs within a row)
+    for ins, outs in zip(maps["inputs"], maps["outputs"], strict=True):
+        for section, m in (("inputs", ins), ("outputs", outs)):
+            if not isinstance(m, dict):
+                raise DataFormatError(f"'{section}' must be a map")
+            for k in m:
+                if (section, k) not in names:
+                    names[section, k] = None
+    return {f"{section}.{key}": [m.get(key) for m in maps[section]] for section, key in names}
+
+
+def iter_jsonl_batches(path: Path, batch_rows: int = BATCH_ROWS, digest: _Digest | None = None) -> Iterator[Batch]:
+    """Feature columns of a JSONL file, `batch_rows` rows at a time (a key missing from a row is null)."""
+    rows: list[dict[str, Any]] = []
+    seen = False
     with path.open("rb") as fh:
-        for lineno, line in enumerate(fh, 1):
+        for lineno, line in enumerate(_lines(fh, digest), 1):
             if not line.strip():
                 continue
             try:
@@ -118,49 +186,28 @@ def read_jsonl(path: Path) -> dict[str, list[Any]]:
             if not isinstance(row, dict):
                 raise DataFormatError(f"line {lineno} is not a JSON object")
             rows.append(row)
-    if not rows:
+            if len(rows) >= batch_rows:
+                yield _jsonl_columns(rows), len(rows)
+                rows, seen = [], True
+    if rows:
+        yield _jsonl_columns(rows), len(rows)
+    elif not seen:
         raise DataFormatError("the file holds no data rows (an empty dataset cannot be a reference)")
-    names: dict[str, None] = {}
-    for row in rows:
-        for section in ("inputs", "outputs"):
-            m = row.get(section) or {}
-            if not isinstance(m, dict):
-                raise DataFormatError(f"'{section}' must be a map")
-            for k in m:
-                names.setdefault(f"{section}.{k}")
-    columns = {}
-    for name in names:
-        section, key = name.split(".", 1)
-        columns[name] = [(row.get(section) or {}).get(key) for row in rows]
-    return columns
 
 
-def _from_flat(header: list[str], rows: list[list[Any]]) -> dict[str, list[Any]]:
-    columns: dict[str, list[Any]] = {}
-    probs: dict[str, dict[str, list[Any]]] = {}
-    for j, name in enumerate(header):
-        parts = name.split(".")
-        if parts[0] not in ("inputs", "outputs") or len(parts) < 2:
-            raise DataFormatError(f"column '{name}' must be named inputs.<name> or outputs.<name>")
-        values = [r[j] for r in rows]
-        if len(parts) == 3 and parts[0] == "outputs":
-            probs.setdefault(f"outputs.{parts[1]}", {})[parts[2]] = values
-        elif len(parts) == 2:
-            columns[name] = values
-        else:
-            raise DataFormatError(f"column '{name}' nests too deep")
-    return _finish(columns, probs, len(rows))
-
-
-def read_csv(path: Path) -> dict[str, list[Any]]:
-    with path.open(newline="", encoding="utf-8") as fh:
+def iter_csv_batches(path: Path, batch_rows: int = BATCH_ROWS, digest: _Digest | None = None) -> Iterator[Batch]:
+    """Feature columns of a CSV file (header `inputs.x`, `outputs.probs.<label>`), `batch_rows` rows at a time."""
+    with path.open("rb") as raw:
+        binary: BinaryIO = raw if digest is None else io.BufferedReader(_HashingReader(raw, digest))
+        fh = io.TextIOWrapper(binary, encoding="utf-8", newline="")
         reader = csv.reader(fh)
         try:
             header = next(reader)
         except StopIteration:
             raise DataFormatError("the CSV file is empty") from None
-        rows = []
         width = len(header)
+        rows: list[list[Any]] = []
+        seen = False
         for r in reader:
             if not r:
                 continue
@@ -168,9 +215,15 @@ def read_csv(path: Path) -> dict[str, list[Any]]:
                 raise DataFormatError(f"line {reader.line_num} has {len(r)} fields, the header has {width} "
                                       "(a ragged row: check quoting and separators)")
             rows.append([_num(v) for v in r])
-    if not rows:
+            if len(rows) >= batch_rows:
+                yield _flat_columns(header, [list(c) for c in zip(*rows, strict=True)], len(rows)), len(rows)
+                rows, seen = [], True
+        if digest is not None:
+            fh.read()  # the bytes after the last row (never any: csv reads to the end) are hashed too
+    if rows:
+        yield _flat_columns(header, [list(c) for c in zip(*rows, strict=True)], len(rows)), len(rows)
+    elif not seen:
         raise DataFormatError("the CSV file has a header but no data rows (an empty dataset cannot be a reference)")
-    return _from_flat(header, rows)
 
 
 def _is_feature(name: str) -> bool:
@@ -202,32 +255,75 @@ def iter_parquet_batches(path: Path, batch_size: int = PARQUET_BATCH_ROWS) -> It
         yield from fragment.to_batches(schema=dataset.schema, columns=columns, batch_size=batch_size)
 
 
-def read_parquet(path: Path) -> dict[str, list[Any]]:
-    """Columns of a Parquet file or folder, read batch by batch."""
-    header: list[str] | None = None
-    data: list[list[Any]] = []
-    for batch in iter_parquet_batches(path):
-        if header is None:
-            header, data = batch.schema.names, [[] for _ in batch.schema.names]
-        for col, values in zip(data, batch.columns, strict=True):
-            col.extend(values.to_pylist())
-    if header is None or not data or not data[0]:
+def iter_parquet_feature_batches(path: Path, batch_rows: int = PARQUET_BATCH_ROWS) -> Iterator[Batch]:
+    """Feature columns of a Parquet file or folder, one record batch at a time."""
+    seen = False
+    for batch in iter_parquet_batches(path, batch_rows):
+        if batch.num_rows:
+            seen = True
+            yield _flat_columns(batch.schema.names, [c.to_pylist() for c in batch.columns], batch.num_rows), \
+                batch.num_rows
+    if not seen:
         what = "folder" if path.is_dir() else "file"
         raise DataFormatError(f"the Parquet {what} holds no rows (an empty dataset cannot be a reference)")
-    rows = [list(r) for r in zip(*data, strict=True)]
-    return _from_flat(header, rows)
+
+
+def streams_digest(path: Path) -> bool:
+    """Whether `iter_batches(path, digest=...)` hashes the file as it reads it (JSONL and CSV files)."""
+    return not path.is_dir() and path.suffix.lower() in (*JSONL_SUFFIXES, ".csv")
+
+
+JSONL_SUFFIXES = (".jsonl", ".json", ".ndjson")
+
+
+def iter_batches(path: Path, batch_rows: int = BATCH_ROWS, digest: _Digest | None = None) -> Iterator[Batch]:
+    """Feature columns of a dataset file or Parquet folder, `batch_rows` rows at a time (see `read_dataset`).
+
+    A JSONL or CSV file also feeds its bytes into `digest` as it is read (`streams_digest`), so its
+    sha256 costs no second read; a column first seen in a later batch was null in the rows before.
+    """
+    if path.is_dir():
+        return iter_parquet_feature_batches(path, batch_rows)
+    suffix = path.suffix.lower()
+    if suffix in JSONL_SUFFIXES:
+        return iter_jsonl_batches(path, batch_rows, digest)
+    if suffix == ".csv":
+        return iter_csv_batches(path, batch_rows, digest)
+    if suffix in PARQUET_SUFFIXES:
+        return iter_parquet_feature_batches(path, batch_rows)
+    raise DataFormatError(f"unsupported data file type '{suffix}' (use .jsonl, .csv, .parquet or a folder of "
+                          "Parquet files)")
+
+
+def _collect(batches: Iterator[Batch]) -> dict[str, list[Any]]:
+    columns: dict[str, list[Any]] = {}
+    n = 0
+    for cols, k in batches:
+        for name in cols:
+            if name not in columns:
+                columns[name] = [None] * n
+        for name, col in columns.items():
+            col.extend(cols[name] if name in cols else [None] * k)
+        n += k
+    return columns
+
+
+def read_jsonl(path: Path) -> dict[str, list[Any]]:
+    return _collect(iter_jsonl_batches(path))
+
+
+def read_csv(path: Path) -> dict[str, list[Any]]:
+    return _collect(iter_csv_batches(path))
+
+
+def read_parquet(path: Path) -> dict[str, list[Any]]:
+    """Columns of a Parquet file or folder, read batch by batch."""
+    return _collect(iter_parquet_feature_batches(path))
 
 
 def read_dataset(path: Path) -> dict[str, list[Any]]:
-    """Columns of a dataset file by extension (.jsonl/.json, .csv, .parquet), or of a folder of Parquet files."""
-    if path.is_dir():
-        return read_parquet(path)
-    suffix = path.suffix.lower()
-    if suffix in (".jsonl", ".json", ".ndjson"):
-        return read_jsonl(path)
-    if suffix == ".csv":
-        return read_csv(path)
-    if suffix in (".parquet", ".pq"):
-        return read_parquet(path)
-    raise DataFormatError(f"unsupported data file type '{suffix}' (use .jsonl, .csv, .parquet or a folder of "
-                          "Parquet files)")
+    """Columns of a dataset file by extension (.jsonl/.json, .csv, .parquet), or of a folder of Parquet files.
+
+    All in memory: registration streams the file instead (`iter_batches`, `sources.columns`).
+    """
+    return _collect(iter_batches(path))

@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain, repeat
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -77,6 +79,21 @@ _SCALAR_TYPES = frozenset({str, int, float, bool, type(None)})
 _NUMBER_TYPES = frozenset({int, float})
 _OUTPUT_TYPES = _SCALAR_TYPES | {dict}
 _EMPTY: dict = {}
+_DICT = {dict}
+_STR = {str}
+_STR_OR_NONE = frozenset({str, type(None)})
+_VERSION_TYPES = frozenset({str, int, float, type(None)})
+_MAP_OR_NONE = frozenset({dict, type(None)})
+_EVENT_KEYS = ("model", "ts", "model_version", "id", "inputs", "outputs")
+
+
+def _probs_ok(outs: list[dict], maps: int) -> bool:
+    """The `maps` map values among the outputs are all under `probs`, and map labels to numbers."""
+    probs: list[Any] = list(map(dict.get, outs, repeat("probs")))
+    if list(map(type, probs)).count(dict) != maps:
+        return False  # a map under another output key
+    found: list[dict] = probs if maps == len(probs) else [p for p in probs if type(p) is dict]
+    return set(map(type, chain.from_iterable(map(dict.values, found)))) <= _NUMBER_TYPES
 
 
 def _check_map(name: str, m: Any, allowed: frozenset) -> str | None:
@@ -114,8 +131,94 @@ class EventDecoder:
         self.ts_max = float("inf") if ts_max is None else float(ts_max)
         # per model: [(feature, section, key)], e.g. ("inputs.amount", "inputs", "amount")
         self.features = {m: [(f, *f.split(".", 1)) for f in feats] for m, feats in features.items()}
+        self._models = frozenset(self.features)
 
     def decode(self, lines: Sequence[bytes], fallback_ts: Sequence[float | None] | None = None) -> Decoded:
+        """Decode a batch: column by column when every line is a plain good event, else line by line.
+
+        Both paths give the same batches, ids and rejects (a test runs every line through both); the
+        column path is only taken when the whole batch passes its checks, so a bad line anywhere sends
+        the batch down the line-by-line path, which classifies each line.
+        """
+        fast = self._decode_columns(lines)
+        return fast if fast is not None else self._decode_lines(lines, fallback_ts)
+
+    def _decode_columns(self, lines: Sequence[bytes]) -> Decoded | None:
+        """The batch as columns, or None when any line needs the line-by-line checks.
+
+        Every field and feature is read as a column by `map(dict.get, maps, repeat(key))`, and every
+        check is one C-level pass over a column (`map`, `set`), not a Python loop per event. (Reading
+        rows with `itemgetter` and transposing them with `zip` is as fast in isolation, but leaves a
+        tuple per event for the cyclic garbage collector to scan: measured ~10 % slower end to end.)
+        The checks: all lines within the size limit and JSON objects; `model` a configured name;
+        `ts` a float or an integer inside the plausible range (no milliseconds to convert, none missing);
+        `model_version` absent, a string or a number; `inputs` and `outputs` absent or flat maps of
+        scalars, with maps of numbers only under `outputs.probs`.
+        """
+        if not lines or max(map(len, lines)) > self.max_event_bytes:
+            return None
+        try:
+            evs = list(map(orjson.loads, lines))
+        except orjson.JSONDecodeError:
+            return None
+        if set(map(type, evs)) != _DICT:
+            return None
+        fields: list[list[Any]] = [list(map(dict.get, evs, repeat(k))) for k in _EVENT_KEYS]
+        models, ts, versions, eids, ins, outs = fields
+        if set(map(type, models)) != _STR:
+            return None
+        names = set(models)
+        if not names <= self._models:
+            return None
+        types = set(map(type, ts))
+        if not types <= _NUMBER_TYPES or not self.ts_min <= min(ts) <= max(ts) <= self.ts_max:
+            return None
+        if int in types:
+            ts = [float(t) for t in ts]
+        types = set(map(type, versions))
+        if not types <= _VERSION_TYPES:
+            return None
+        if types - _STR_OR_NONE:
+            versions = [v if v is None or type(v) is str else str(v) for v in versions]
+        for maps in (ins, outs):
+            types = set(map(type, maps))
+            if not types <= _MAP_OR_NONE:
+                return None
+            if type(None) in types:
+                maps[:] = [m or _EMPTY for m in maps]
+        if not set(map(type, chain.from_iterable(map(dict.values, ins)))) <= _SCALAR_TYPES:
+            return None
+        out_types = list(map(type, chain.from_iterable(map(dict.values, outs))))
+        if not set(out_types) <= _OUTPUT_TYPES or (dict in out_types and not _probs_ok(outs, out_types.count(dict))):
+            return None
+        if set(map(type, eids)) != _STR or "" in eids:
+            eids = [e if type(e) is str and e else str(e) if type(e) is int else None for e in eids]
+        out = Decoded(accepted=len(evs))
+        groups: dict[str, Sequence[int]]
+        if len(names) == 1:
+            groups = {models[0]: range(len(evs))}
+        else:  # several models in one batch: each keeps its events in input order
+            by_model: dict[str, list[int]] = {}
+            for i, m in enumerate(models):
+                by_model.setdefault(m, []).append(i)
+            groups = {m: rows for m, rows in by_model.items()}
+        for model, rows in groups.items():
+            if isinstance(rows, range):
+                g_ts, g_ver, g_ins, g_outs, g_ids = ts, versions, ins, outs, eids
+            else:
+                pick = itemgetter(*rows) if len(rows) > 1 else (lambda seq, i=rows[0]: (seq[i],))
+                g_ts, g_ver, g_ins, g_outs, g_ids = (list(pick(c)) for c in (ts, versions, ins, outs, eids))
+            out.batches[model] = ModelBatch(g_ts, g_ver, self._columns(model, g_ins, g_outs))
+            out.ids[model] = g_ids
+        return out
+
+    def _columns(self, model: str, ins: list[dict], outs: list[dict]) -> dict[str, list[Any]]:
+        """Each configured feature's column, read by one `map(dict.get, ...)` pass (None where a key is missing)."""
+        return {f: list(map(dict.get, ins if section == "inputs" else outs, repeat(key)))
+                for f, section, key in self.features[model]}
+
+    def _decode_lines(self, lines: Sequence[bytes], fallback_ts: Sequence[float | None] | None) -> Decoded:
+        """Line by line: every line classified (accepted, or rejected with its reason)."""
         out = Decoded()
         # per model: ts, versions, inputs maps, outputs maps, ids; columns are cut out at the end
         rows: dict[str, tuple[list, list, list, list, list]] = {}

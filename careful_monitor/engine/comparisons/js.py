@@ -20,7 +20,7 @@ from careful_monitor.engine.types import TestResult
 
 
 def js_divergence(window: np.ndarray, ref: np.ndarray) -> float:
-    """Jensen-Shannon divergence in bits."""
+    """Jensen-Shannon divergence in bits (the comparison reads it from `stats.histogram_tests`: the same sum)."""
     p = window / max(window.sum(), 1)
     q = ref / max(ref.sum(), 1)
     m = (p + q) / 2
@@ -39,7 +39,7 @@ class JS:
         if window.n < 20:
             return None
         rc = reference_counts(ref)
-        div = js_divergence(window.counts, rc)
-        _, p, _, dof = window.chi2(rc)
+        tests, i = window.histogram_tests(rc)  # computed with the chi-square of the same histograms
+        div, p, dof = float(tests.js[i]), float(tests.p[i]), int(tests.dof[i])
         bias = dof / (8.0 * window.n * math.log(2))
         return TestResult(self.name, math.sqrt(div), p, math.sqrt(max(0.0, div - bias)))

@@ -48,6 +48,16 @@ def ks_pvalue(d: float, n: int, m: int) -> float:
     return float(special.kolmogorov(en * d))
 
 
+def ks_test(window: WindowColumn, ref: NumericProfile) -> tuple[float, float]:
+    """(D, p-value) of the window against one reference, computed once and shared by KS and Wasserstein."""
+    key = ("_ks", id(ref))
+    cached = window.extra.get(key)
+    if cached is None:
+        d = ks_distance(window, ref)
+        cached = window.extra[key] = (d, ks_pvalue(d, window.n, max(ref.n, 1)))
+    return cached
+
+
 def _numeric(ref: NumericProfile | ProbsProfile) -> NumericProfile:
     return ref.confidence if isinstance(ref, ProbsProfile) else ref
 
@@ -63,9 +73,8 @@ class KS:
         assert isinstance(ref, (NumericProfile, ProbsProfile))
         if window.n < MIN_N:
             return None
-        r = _numeric(ref)
-        d = ks_distance(window, r)
-        return TestResult(self.name, d, ks_pvalue(d, window.n, max(r.n, 1)), d)
+        d, p = ks_test(window, _numeric(ref))
+        return TestResult(self.name, d, p, d)
 
 
-__all__ = ["KS", "ks_distance", "ks_pvalue"]
+__all__ = ["KS", "ks_distance", "ks_pvalue", "ks_test"]

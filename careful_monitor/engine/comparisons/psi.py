@@ -22,6 +22,7 @@ EPS = 1e-4
 
 
 def psi(window: np.ndarray, ref: np.ndarray) -> float:
+    """PSI of one pair of histograms (the comparison reads it from `stats.histogram_tests`, which computes the same)."""
     pw = np.maximum(window / max(window.sum(), 1), EPS)
     pr = np.maximum(ref / max(ref.sum(), 1), EPS)
     return float(((pw - pr) * np.log(pw / pr)).sum())
@@ -36,7 +37,7 @@ class PSI:
         if window.n < 20:
             return None
         rc = reference_counts(ref)
-        value = psi(window.counts, rc)
-        _, p, _, dof = window.chi2(rc)
+        tests, i = window.histogram_tests(rc)  # computed with the chi-square of the same histograms
+        value, p, dof = float(tests.psi[i]), float(tests.p[i]), int(tests.dof[i])
         bias = dof * (1.0 / window.n + 1.0 / max(rc.sum(), 1))
         return TestResult(self.name, value, p, max(0.0, value - bias))

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numpy as np
 
 from careful_monitor.engine.column import WindowColumn
-from careful_monitor.engine.comparisons.ks import MIN_N, ks_distance, ks_pvalue
+from careful_monitor.engine.comparisons.ks import MIN_N, ks_test
 from careful_monitor.engine.profile import NUMERIC, PROBS, FeatureProfile, NumericProfile, ProbsProfile
 from careful_monitor.engine.types import TestResult
 
@@ -43,5 +43,5 @@ class Wasserstein:
             return None
         r = ref.confidence if isinstance(ref, ProbsProfile) else ref
         w1 = w1_quantiles(window.quantiles(len(r.quantiles)), r.quantiles)
-        d = ks_distance(window, r)
-        return TestResult(self.name, w1, ks_pvalue(d, window.n, max(r.n, 1)), w1 / window.scale)
+        _, p = ks_test(window, r)  # the KS test of the same pair already computed it
+        return TestResult(self.name, w1, p, w1 / window.scale)
