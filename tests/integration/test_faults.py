@@ -390,7 +390,7 @@ def test_fuzz_corpus_through_kafka(world: World) -> None:
           f"0 lost, 0 duplicated; the service never died (exit 0 {exit_s:.1f}s after SIGTERM); by kind: {table}")
 
 
-# --- a bug found by this suite, fixed: a lost group membership no longer stops `run` ---------------------------------------------------------------------------
+# --- found by this suite, fixed: a lost group membership no longer stops `run` ---------------------------
 def test_lost_group_membership_does_not_stop_run(world: World) -> None:
     """The coordinator forgets the worker (evicted here; a broker restart or a pause past the session
     timeout does the same): its next offset commit fails with CommitFailedError. The offsets are stored
