@@ -135,8 +135,8 @@ def demo_without_token(chromium_executable, tmp_path_factory) -> Iterator[Demo]:
     yield from _start_demo(tmp_path_factory.mktemp("ui-open"), None)
 
 
-@pytest.fixture(scope="session")
-def chromium(chromium_executable: str) -> Iterator[Browser]:
+@pytest.fixture(scope="module")  # not session: sync_playwright keeps an event loop running in the main
+def chromium(chromium_executable: str) -> Iterator[Browser]:  # thread until it exits (asyncio.run elsewhere)
     """Debian's Chromium, headless, for the whole session."""
     args = ["--no-sandbox"] if os.geteuid() == 0 else []  # Chromium's sandbox refuses to run as root
     with sync_playwright() as pw:
