@@ -42,7 +42,7 @@ import orjson
 
 from careful_monitor.config import Config, IsolationConfig
 from careful_monitor.errors import ConfigError, ManifestError, RegistryError
-from careful_monitor.sources.datasets import DataFormatError
+from careful_monitor.sources.datasets import DataFormatError, csv_cell
 from careful_monitor.store import DatasetRecord, Store
 from careful_monitor.store import isolation as db
 
@@ -65,17 +65,6 @@ _WORD_CACHE_MAX = 200_000
 
 
 # -- reading rows ---------------------------------------------------------------------------------
-
-
-def _num(v: str) -> Any:
-    """A CSV cell as `sources.datasets` reads it: empty -> None, numbers -> int/float, else the string."""
-    if v == "":
-        return None
-    try:
-        f = float(v)
-    except ValueError:
-        return v
-    return int(f) if f.is_integer() and "." not in v and "e" not in v.lower() else f
 
 
 def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
@@ -113,7 +102,7 @@ def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
                 return
             for r in reader:
                 if r:
-                    yield {name: _num(v) for name, v in zip(header, r, strict=False)}
+                    yield {name: csv_cell(v) for name, v in zip(header, r, strict=False)}
     else:
         raise DataFormatError(f"unsupported data file type '{suffix}' (use .jsonl, .csv or .parquet)")
 

@@ -88,7 +88,8 @@ def parquet_files(folder: Path) -> list[tuple[str, Path]]:
     return sorted(found)
 
 
-def _num(v: str) -> Any:
+def csv_cell(v: str) -> Any:
+    """A CSV cell as a value: empty -> None, an integer literal -> int, a number -> float, else the string."""
     if v == "":
         return None
     try:
@@ -214,7 +215,7 @@ def iter_csv_batches(path: Path, batch_rows: int = BATCH_ROWS, digest: _Digest |
             if len(r) != width:
                 raise DataFormatError(f"line {reader.line_num} has {len(r)} fields, the header has {width} "
                                       "(a ragged row: check quoting and separators)")
-            rows.append([_num(v) for v in r])
+            rows.append([csv_cell(v) for v in r])
             if len(rows) >= batch_rows:
                 yield _flat_columns(header, [list(c) for c in zip(*rows, strict=True)], len(rows)), len(rows)
                 rows, seen = [], True
