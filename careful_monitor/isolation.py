@@ -26,7 +26,6 @@ so memory stays bounded by one chunk whatever the file's size.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import logging
 import math
@@ -38,11 +37,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import orjson
 
 from careful_monitor.config import Config, IsolationConfig
 from careful_monitor.errors import ConfigError, ManifestError, RegistryError
-from careful_monitor.sources.datasets import DataFormatError, csv_cell
+from careful_monitor.sources.datasets import DataFormatError, iter_batches
 from careful_monitor.store import DatasetRecord, Store
 from careful_monitor.store import isolation as db
 
@@ -68,43 +66,18 @@ _WORD_CACHE_MAX = 200_000
 
 
 def iter_rows(path: Path) -> Iterator[dict[str, Any]]:
-    """The rows of a dataset file as flat maps `{"inputs.x": v, "outputs.y": v}`, streamed."""
-    suffix = path.suffix.lower()
-    if path.is_dir() or suffix in (".parquet", ".pq"):  # a Parquet file or folder, batch by batch
-        from careful_monitor.sources.datasets import iter_parquet_batches
+    """The rows of a dataset file or Parquet folder as flat maps `{"inputs.x": v, "outputs.y": v}`, streamed.
 
-        for batch in iter_parquet_batches(path, batch_size=CHUNK_ROWS):
-            yield from batch.to_pylist()
-    elif suffix in (".jsonl", ".json", ".ndjson"):
-        with path.open("rb") as fh:
-            for lineno, line in enumerate(fh, 1):
-                if not line.strip():
-                    continue
-                try:
-                    row = orjson.loads(line)
-                except orjson.JSONDecodeError as exc:
-                    raise DataFormatError(f"line {lineno} is not JSON: {exc}") from None
-                if not isinstance(row, dict):
-                    raise DataFormatError(f"line {lineno} is not a JSON object")
-                flat: dict[str, Any] = {}
-                for section in ("inputs", "outputs"):
-                    m = row.get(section) or {}
-                    if not isinstance(m, dict):
-                        raise DataFormatError(f"line {lineno}: '{section}' must be a map")
-                    for k, v in m.items():
-                        flat[f"{section}.{k}"] = v
-                yield flat
-    elif suffix == ".csv":
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.reader(fh)
-            header = next(reader, None)
-            if header is None:
-                return
-            for r in reader:
-                if r:
-                    yield {name: csv_cell(v) for name, v in zip(header, r, strict=False)}
-    else:
-        raise DataFormatError(f"unsupported data file type '{suffix}' (use .jsonl, .csv or .parquet)")
+    Read exactly as registration reads it (`sources.datasets.iter_batches`: the same formats, columns
+    and errors), one batch of columns at a time; a feature missing from a row is None.
+    """
+    for columns, n in iter_batches(path, CHUNK_ROWS):
+        names = list(columns)
+        if not names:
+            yield from ({} for _ in range(n))
+            continue
+        for values in zip(*(columns[k] for k in names), strict=True):
+            yield dict(zip(names, values, strict=True))
 
 
 # -- normalising and hashing --------------------------------------------------------------------------
