@@ -8,11 +8,6 @@ in CI (`CI=true`), where a missing browser is a failure rather than a silent ski
 from __future__ import annotations
 
 import os
-import re
-import signal
-import subprocess
-import sys
-import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -22,6 +17,8 @@ from pathlib import Path
 import orjson
 import pytest
 from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Locator, Page, sync_playwright
+
+from tests.demo_server import served_demo, write_token
 
 CHROMIUM = "/usr/bin/chromium"
 TOKEN = "browser-test-token-0123456789abcdef"
@@ -65,40 +62,11 @@ class PageErrors:
 
 
 def _start_demo(root: Path, token: str | None) -> Iterator[Demo]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREFUL_MONITOR_")}
-    if token is not None:
-        token_file = root / "token"
-        token_file.write_text(token + "\n")
-        token_file.chmod(0o600)
-        env["CAREFUL_MONITOR_HTTP__AUTH_TOKEN_FILE"] = str(token_file)
-    out = root / "demo.out"
-    workdir = root / "demo"
-    with out.open("wb") as fh:  # a file, not a pipe: nobody would drain a pipe while the tests run
-        proc = subprocess.Popen([sys.executable, "-m", "careful_monitor.cli", "demo", "--workdir", str(workdir),
-                                 "--port", "0", "--serve", "--windows", "14"], stdout=fh, stderr=subprocess.STDOUT,
-                                env=env)
-    try:
-        deadline = time.monotonic() + 150
-        url = None
-        while time.monotonic() < deadline and proc.poll() is None:
-            text = out.read_text(errors="replace")
-            m = re.search(r"metrics / API: (http://\S+)/metrics", text)
-            if m and "serving until Ctrl-C" in text:
-                url = m.group(1)
-                break
-            time.sleep(0.3)
-        assert url, "demo did not start serving:\n" + out.read_text(errors="replace")
+    env = {} if token is None else {"CAREFUL_MONITOR_HTTP__AUTH_TOKEN_FILE": str(write_token(root, token))}
+    with served_demo(root, env) as (url, _, out):
         alerts = api(url, "/api/alerts", token=token)
         assert [a["dataset"] for a in alerts] == [COLLAPSED], alerts
-        yield Demo(url=url, workdir=workdir, output=out, token=token, alert=alerts[0])
-    finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+        yield Demo(url=url, workdir=root / "demo", output=out, token=token, alert=alerts[0])
 
 
 def api(url: str, path: str, *, token: str | None, body: dict | None = None) -> object:

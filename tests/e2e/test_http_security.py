@@ -7,12 +7,7 @@ HTTP settings) and a 2-second idle timeout, so slow-header connections are seen 
 from __future__ import annotations
 
 import json
-import os
-import re
-import signal
 import socket
-import subprocess
-import sys
 import time
 import urllib.error
 import urllib.parse
@@ -20,6 +15,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+
+from tests.demo_server import served_demo, write_token
 
 TOKEN = "test-token-0123456789abcdef"
 COLLAPSED = "tickets-synth-collapsed"
@@ -55,33 +52,10 @@ def _post_form(url: str, doc: dict, **kw) -> tuple[int, dict | str, dict]:
 @pytest.fixture(scope="module")
 def secured_demo(tmp_path_factory):
     root = tmp_path_factory.mktemp("secured")
-    token_file = root / "token"
-    token_file.write_text(TOKEN + "\n")
-    token_file.chmod(0o600)
-    env = {**os.environ, "CAREFUL_MONITOR_HTTP__AUTH_TOKEN_FILE": str(token_file),
+    env = {"CAREFUL_MONITOR_HTTP__AUTH_TOKEN_FILE": str(write_token(root, TOKEN)),
            "CAREFUL_MONITOR_HTTP__IDLE_TIMEOUT_SECONDS": "2"}
-    out = root / "demo.out"
-    with out.open("wb") as fh:
-        proc = subprocess.Popen([sys.executable, "-m", "careful_monitor.cli", "demo", "--workdir", str(root / "demo"),
-                                 "--port", "0", "--serve", "--windows", "14"], stdout=fh, stderr=subprocess.STDOUT,
-                                env=env)
-    deadline = time.monotonic() + 150
-    url = None
-    while time.monotonic() < deadline and proc.poll() is None:
-        text = out.read_text(errors="replace")
-        m = re.search(r"metrics / API: (http://\S+)/metrics", text)
-        if m and "serving until Ctrl-C" in text:
-            url = m.group(1)
-            break
-        time.sleep(0.3)
-    assert url, "demo did not start serving:\n" + out.read_text(errors="replace")
-    yield url, proc, out
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+    with served_demo(root, env) as served:
+        yield served
 
 
 def test_api_needs_the_token_metrics_and_probes_stay_open(secured_demo) -> None:
