@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
+from pathlib import PurePosixPath, PureWindowsPath
 from typing import Any
 
 import numpy as np
@@ -159,3 +160,11 @@ def alert_json(a: Alert, trained_versions: Sequence[str] = ()) -> dict[str, Any]
         "indistinguishable_from": list(a.indistinguishable_from), "action": a.action,
         "trained_versions": list(trained_versions), "acked_by": None, "acked_at": None,
     }
+
+
+def public_card(card: dict[str, Any]) -> dict[str, Any]:
+    """The card as served: `data` relative to the card's folder; an absolute one (older records) as its name."""
+    data = card.get("data")
+    if isinstance(data, str) and (PurePosixPath(data).is_absolute() or PureWindowsPath(data).is_absolute()):
+        return {**card, "data": PurePosixPath(data.replace("\\", "/")).name}
+    return card

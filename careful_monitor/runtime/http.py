@@ -14,7 +14,6 @@ import sys
 import threading
 from collections.abc import Callable
 from datetime import UTC, datetime
-from pathlib import PurePosixPath, PureWindowsPath
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -23,6 +22,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_exceptions import HTTPException
 from prometheus_client import CONTENT_TYPE_LATEST
 
+from careful_monitor.contracts import public_card
 from careful_monitor.errors import HttpBindError, NotFoundError, RegistryError
 from careful_monitor.runtime.auth import CSRF_FIELD, CSRF_HEADER, SESSION_COOKIE, HttpAuth
 from careful_monitor.sinks.prometheus import Metrics
@@ -129,17 +129,9 @@ def _guard(auth: HttpAuth) -> Callable[..., Any]:
     return guard
 
 
-def _public_card(card: dict) -> dict:
-    """The card as served: `data` relative to the card's folder; an absolute one (older records) as its name."""
-    data = card.get("data")
-    if isinstance(data, str) and (PurePosixPath(data).is_absolute() or PureWindowsPath(data).is_absolute()):
-        return {**card, "data": PurePosixPath(data.replace("\\", "/")).name}
-    return card
-
-
 def _dataset_doc(rec) -> dict:
     return {"name": rec.name, "role": rec.role, "anchored_by": rec.anchored_by, "state": rec.state,
-            "n_rows": rec.n_rows, "data_sha256": rec.data_sha256, "card": _public_card(rec.card),
+            "n_rows": rec.n_rows, "data_sha256": rec.data_sha256, "card": public_card(rec.card),
             "registered_at": rec.registered_at.isoformat(), "updated_at": rec.updated_at.isoformat()}
 
 

@@ -18,6 +18,7 @@ from urllib.parse import quote
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from careful_monitor.contracts import public_card
 from careful_monitor.engine.comparisons.catalogue import SIGNATURE_NAMES
 from careful_monitor.errors import NotFoundError
 from careful_monitor.explain import card_answers, explain
@@ -175,8 +176,6 @@ def dataset_context(store: Store, name: str, cfg: Config | None = None) -> dict[
             if roles:
                 used.append({"model": m, "as": ", ".join(roles)})
     trained = sorted({(r.model, r.version) for r in store.lineage() if r.dataset == name})
-    from careful_monitor.runtime.http import _public_card
-
-    return {"dataset": rec, "card": _public_card(rec.card), "answers": card_answers(rec.card),
+    return {"dataset": rec, "card": public_card(rec.card), "answers": card_answers(rec.card),
             "audit": store.audit_log(name), "used": used, "trained": trained,
             "alerts": store.list_alerts(dataset=name)}
