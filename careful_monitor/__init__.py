@@ -1,6 +1,7 @@
 """careful-monitor: lifecycle monitoring (the L of CAREFUL) for models trained on real + synthetic data."""
 
 import sys
+import threading
 
 __version__ = "0.1.0"
 
@@ -30,12 +31,25 @@ def _cli_command(argv: list[str]) -> str | None:
     return None
 
 
-def _exit_on_sigterm(signum: int, frame: object) -> None:
-    """SIGTERM before the command's own handler exists: unwind (closing what is open) and exit 0."""
-    import signal
+#: set once SIGTERM asked this process to stop. The start-up handler raises SystemExit as well, but an
+#: exception raised by a signal handler can be swallowed (it lands wherever the main thread is: a
+#: `__del__`, a library's broad `except`), so every later stage of `run` also checks this event, and
+#: it is the very event the service loop stops on: a SIGTERM is never lost.
+TERMINATING = threading.Event()
 
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough; a second must not interrupt the unwinding
+
+def exit_on_sigterm(signum: int, frame: object) -> None:
+    """SIGTERM before the command's own handler exists: remember it, unwind (closing what is open), exit 0."""
+    if TERMINATING.is_set():
+        return  # unwinding already: a second signal must not interrupt it
+    TERMINATING.set()
     raise SystemExit(0)
+
+
+def exit_if_terminating() -> None:
+    """A start-up stage boundary: leave (exit 0) if a SIGTERM came and its SystemExit was swallowed."""
+    if TERMINATING.is_set():
+        raise SystemExit(0)
 
 
 def _stop_cleanly_from_first_import() -> None:
@@ -49,10 +63,9 @@ def _stop_cleanly_from_first_import() -> None:
     if _cli_command(sys.argv) not in _SERVICE_COMMANDS:
         return
     import signal
-    import threading
 
     if threading.current_thread() is threading.main_thread() and signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
-        signal.signal(signal.SIGTERM, _exit_on_sigterm)
+        signal.signal(signal.SIGTERM, exit_on_sigterm)
 
 
 _stop_cleanly_from_first_import()

@@ -5,7 +5,9 @@ from __future__ import annotations
 import functools
 import getpass
 import logging
+import re
 import sys
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,6 +18,52 @@ from careful_monitor.config import Config, load_config
 from careful_monitor.errors import CarefulError
 
 log = logging.getLogger("careful_monitor")
+
+#: the Kafka clients' own loggers: while a broker is down or refuses a login they log the same lines
+#: on every retry (several per second at first), which buries the service's own one-line reports
+CLIENT_LOGGERS = ("aiokafka", "kafka", "faust", "mode")
+
+
+class QuietRepeats(logging.Filter):
+    """Let a client library's line through once per `every` seconds, however often it retries.
+
+    Lines count as the same when they differ only in numbers (backoffs, ports, node ids). The first
+    is logged; its repeats within `every` seconds are counted and dropped, and the next one logged
+    after that says how many were dropped. A client's traceback (Faust logs one when its worker
+    crashes, which `run` reports and recovers from) becomes its last line, appended to the message.
+    The service's own loggers are never filtered; `--log-level debug` shows everything.
+    """
+
+    _NUMBER = re.compile(r"\d+(?:\.\d+)?")
+
+    def __init__(self, every: float = 60.0, *, clock: Callable[[], float] = time.monotonic,
+                 loggers: tuple[str, ...] = CLIENT_LOGGERS) -> None:
+        super().__init__()
+        self.every, self.clock, self.loggers = every, clock, loggers
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}  # key -> (last logged at, dropped since)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.split(".", 1)[0] not in self.loggers:
+            return True
+        if record.exc_info:  # (None, None, None) too: `log.exception` outside an except prints "NoneType: None"
+            exc = record.exc_info[1]
+            if exc is not None:
+                record.msg, record.args = f"{record.getMessage()} ({type(exc).__name__}: {exc})", None
+            record.exc_info = record.exc_text = None
+        key = (record.name, record.levelno, self._NUMBER.sub("#", record.getMessage()))
+        now = self.clock()
+        last, dropped = self._seen.get(key, (None, 0))
+        if last is not None and now - last < self.every:
+            self._seen[key] = (last, dropped + 1)
+            return False
+        if len(self._seen) > 1000:  # bounded: forget the oldest shapes
+            for old in list(self._seen)[:500]:
+                del self._seen[old]
+        self._seen[key] = (now, 0)
+        if dropped and last is not None:
+            record.msg = f"{record.getMessage()} (and {dropped} similar lines in the last {now - last:.0f} s)"
+            record.args = None
+        return True
 
 
 def setup_logging(level: str, fmt: str) -> None:
@@ -31,11 +79,17 @@ def setup_logging(level: str, fmt: str) -> None:
         handler.setFormatter(_Json())
     else:
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s", "%H:%M:%S"))
+    if root_level(level) > logging.DEBUG:  # `--log-level debug` shows every retry
+        handler.addFilter(QuietRepeats())
     root = logging.getLogger()
     root.handlers[:] = [handler]
-    root.setLevel(getattr(logging, level.upper(), logging.INFO))
-    for noisy in ("alembic", "aiokafka", "kafka", "faust", "mode"):
+    root.setLevel(root_level(level))
+    for noisy in ("alembic", *CLIENT_LOGGERS):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))
+
+
+def root_level(level: str) -> int:
+    return getattr(logging, level.upper(), logging.INFO)
 
 
 def config_option(f: Callable) -> Callable:

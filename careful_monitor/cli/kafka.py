@@ -27,39 +27,55 @@ def run(config_path: str | None, port: int | None) -> None:
     for, and starts once that is fixed.
     """
     import signal
-    import threading
 
+    from careful_monitor import TERMINATING, exit_if_terminating
     from careful_monitor.app import build
     from careful_monitor.runtime import make_service
     from careful_monitor.runtime.kafka_loop import StartGate
 
     # until the loop runs nothing is stored or committed: SIGTERM unwinds (closing the store and the
-    # HTTP server) and exits 0; `careful_monitor/__init__.py` set the same handler at the first import
+    # HTTP server) and exits 0; `careful_monitor/__init__.py` set the same handler at the first import.
+    # Each stage below also checks TERMINATING, in case a SystemExit raised by the handler was swallowed.
     signal.signal(signal.SIGTERM, _exit_cleanly)
+    exit_if_terminating()
     cfg = load(config_path)
-    gate = StartGate(cfg)
+    gate = StartGate(cfg, sleep=_sleep_unless_terminating)
     with gate.open_store(lambda: build(cfg, http=False, pipeline=False), port) as app, _broker_errors(cfg):
+        exit_if_terminating()
         log_serving(app.serve(gate.port, is_ready=gate.is_ready, not_ready_reason=lambda: gate.reason).url)
         gate.until_registered(app.store)
         service = make_service(cfg, app.store, app.metrics)  # the service builds its own pipeline
         gate.started(service)
-        stop = threading.Event()
 
         def _stop(signum: int, _frame: object) -> None:
-            log.info("received %s: finishing the batch, persisting, committing", signal.Signals(signum).name)
-            stop.set()
+            log.info("received %s: finishing the batch, persisting, committing", signal_name(signum))
+            TERMINATING.set()
 
         signal.signal(signal.SIGTERM, _stop)
         signal.signal(signal.SIGINT, _stop)
-        service.run(stop)
+        service.run(TERMINATING)  # set already if a SIGTERM came and its SystemExit was swallowed: returns at once
 
 
-def _exit_cleanly(signum: int, _frame: object) -> None:
+def _exit_cleanly(signum: int, frame: object) -> None:
+    from careful_monitor import TERMINATING, exit_on_sigterm
+
+    if not TERMINATING.is_set():
+        log.info("received %s during start-up: exiting", signal_name(signum))
+    exit_on_sigterm(signum, frame)
+
+
+def _sleep_unless_terminating(seconds: float) -> None:
+    """StartGate's pause between checks: over at once, exiting 0, when a SIGTERM has come."""
+    from careful_monitor import TERMINATING, exit_if_terminating
+
+    TERMINATING.wait(seconds)
+    exit_if_terminating()
+
+
+def signal_name(signum: int) -> str:
     import signal
 
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)  # one is enough; a second must not interrupt the unwinding
-    log.info("received %s during start-up: exiting", signal.Signals(signum).name)
-    raise SystemExit(0)
+    return signal.Signals(signum).name
 
 
 @contextlib.contextmanager

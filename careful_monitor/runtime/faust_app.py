@@ -43,6 +43,9 @@ log = logging.getLogger(__name__)
 MAX_RECORDS = 5000
 #: how long the agent waits to fill a batch, seconds
 BATCH_WITHIN_S = 0.5
+#: pause before replacing a crashed Faust worker, seconds; doubles while it keeps crashing
+RESTART_S = 5.0
+RESTART_MAX_S = 60.0
 
 
 def faust_credentials(cfg: Config) -> Any:
@@ -83,13 +86,40 @@ class FaustService(KafkaService):
         self.app_factory = app
 
     def run(self, stop: threading.Event) -> None:
-        import faust
+        """Run Faust workers until `stop` is set: a worker that crashes is replaced, not-ready meanwhile.
 
+        Faust crashes its worker on errors a pull loop would retry (an offset commit refused while the
+        brokers reject our login, a producer error): the worker then exits 1. `run` logs one line,
+        stays up and not-ready, and starts a new worker (on a new event loop: a worker closes its own)
+        after RESTART_S, doubling up to RESTART_MAX_S while it keeps crashing; each new worker resumes
+        from the offsets stored with the engine state, so nothing is lost or counted twice.
+        """
         self._stop = stop
         if not self.connect_producer(stop):  # gives way to a SIGTERM while the broker does not answer
             return
         assert self.producer is not None
-        stored = self._restore()  # once: Faust's rebalances do not reload it (one worker per group)
+        pause = RESTART_S
+        try:
+            while not stop.is_set():
+                crash = self._run_worker(stop)
+                if crash is None or stop.is_set():
+                    break
+                log.error("not ready: the Faust worker stopped on an error (%s); starting a new one in %.0f s",
+                          crash, pause)
+                stop.wait(pause)
+                pause = min(pause * 2, RESTART_MAX_S)
+        finally:
+            self.credentials.stop()
+            self.producer.flush(CLOSE_TIMEOUT_S)
+            self.producer.close(CLOSE_TIMEOUT_S)
+            log.info("stopped after %d events", self.processed)
+
+    def _run_worker(self, stop: threading.Event) -> str | None:
+        """One Faust worker until it stops: None when asked to (or Faust stopped cleanly), else why it crashed."""
+        import faust
+
+        asyncio.set_event_loop(asyncio.new_event_loop())  # the previous worker, if any, closed its loop
+        stored = self._restore()  # Faust's rebalances do not reload it (one worker per group)
         app = self.app_factory(self.cfg)
         topic = app.topic(self.topic, key_serializer="raw", value_serializer="raw")
         service = self
@@ -113,10 +143,10 @@ class FaustService(KafkaService):
                 if stop.is_set():
                     break
 
-        async def watch_stop() -> None:
+        async def watch_stop() -> None:  # `stop` set by the caller: stop the whole worker, as its SIGTERM does
             while not stop.is_set():
                 await asyncio.sleep(0.2)
-            await app.stop()
+            await worker.stop()
 
         watchers: list[asyncio.Future[None]] = []  # a reference: the event loop keeps only weak ones
 
@@ -131,12 +161,14 @@ class FaustService(KafkaService):
         worker = faust.Worker(app, loglevel="warning", quiet=True, override_logging=False)
         try:
             worker.execute_from_commandline()
-        except SystemExit:
-            pass
+        except SystemExit as exc:
+            if exc.code in (0, None):
+                return None
+            reason = worker.crash_reason or app.crash_reason
+            return f"{type(reason).__name__}: {reason}" if reason is not None else f"exit status {exc.code}"
+        except Exception as exc:  # Faust re-raises the crash reason after closing its loop
+            return f"{type(exc).__name__}: {exc}"
         finally:
             self._running = False
-            self.credentials.stop()
             self._set_ready(False)
-            self.producer.flush(CLOSE_TIMEOUT_S)
-            self.producer.close(CLOSE_TIMEOUT_S)
-            log.info("stopped after %d events", self.processed)
+        return None
