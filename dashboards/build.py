@@ -82,6 +82,36 @@ overview = dashboard("careful-overview", "careful-monitor: overview", [
            (f'sum by (model, dataset) (increase(careful_monitor_retirement_alerts_total{{{M}, dataset=~"$dataset"}}[$__range]))',
             "{{model}} / {{dataset}} in range")],
           kind="bargauge", x=12, y=24, w=12),
+    # freshness of each model beside "Event lag", which freezes when no event arrives
+    panel(9, "Time since the newest event", "Has a model gone quiet (event lag only moves when events arrive)?",
+          [(f"time() - careful_monitor_last_event_timestamp_seconds{{{M}}}", "{{model}}")], unit="s", x=0, y=32),
+    panel(10, "Events in the open window", "How full is each model's open window, and is it filling?",
+          [(f"careful_monitor_open_window_events{{{M}}}", "{{model}}")], unit="short", x=12, y=32),
+    # governance: what the registry's checks found (README "Governance", "Evaluation isolation", "Reviews")
+    panel(11, "Governance violations", "Which model uses a dataset against its card (governance.mode: warn)?",
+          [(f'sum by (model, dataset, rule) (careful_monitor_governance_violations{{{M}, dataset=~"$dataset"}})',
+            "{{model}} / {{dataset}} {{rule}}")], kind="table", x=0, y=40, w=12,
+          extra={"options": {"showHeader": True}, "transformations": [{"id": "labelsToFields", "options": {}}]}),
+    panel(12, "Evaluation set contamination", "Which evaluation set shares rows with a dataset it must be isolated from?",
+          [("max by (evaluation, dataset) (careful_monitor_isolation_contamination_ratio)",
+            "{{evaluation}} vs {{dataset}}")], kind="bargauge", x=12, y=40, w=12,
+          extra={"fieldConfig": {"defaults": {"unit": "percentunit", "min": 0, "max": 1,
+                                              "thresholds": {"mode": "absolute", "steps": [
+                                                  {"color": "green", "value": None}, {"color": "red", "value": 0.0001}]}},
+                                 "overrides": []}}),
+    panel(13, "Time until dataset review", "Which dataset's CAREFUL review is due soon or overdue (negative)?",
+          [("careful_monitor_dataset_review_due_timestamp_seconds - time()", "{{dataset}}")], kind="bargauge",
+          x=0, y=48, w=12,
+          extra={"fieldConfig": {"defaults": {"unit": "s", "thresholds": {"mode": "absolute", "steps": [
+              {"color": "red", "value": None}, {"color": "orange", "value": 0}, {"color": "green", "value": 14 * 86400}]}},
+              "overrides": []}}),
+    panel(14, "Service ready and version", "Can every worker process and persist events, and which version runs?",
+          [("min(careful_monitor_ready)", "ready"), ("count by (version) (careful_monitor_build_info)", "workers on {{version}}")],
+          kind="stat", x=12, y=48, w=12,
+          extra={"fieldConfig": {"defaults": {}, "overrides": [
+              {"matcher": {"id": "byFrameRefID", "options": "A"}, "properties": [{"id": "mappings", "value": [
+                  {"type": "value", "options": {"0": {"text": "not ready", "color": "red"},
+                                                "1": {"text": "ready", "color": "green"}}}]}]}]}}),
 ], overview=True)
 
 SEL = 'model="$model"'
@@ -92,8 +122,11 @@ model = dashboard("careful-model", "careful-monitor: model", [
           x=0, y=0, w=24, h=6, extra={"fieldConfig": {"defaults": {"mappings": [STATE_MAP]}, "overrides": []}}),
     panel(2, "Synthetic affinity", "Does the live drift point toward a synthetic set (1 = straight at it)?",
           [(f'careful_monitor_synthetic_affinity{{{SEL}, dataset=~"$dataset"}}', "{{dataset}}")], x=0, y=6),
-    panel(3, "Synthetic share", "What share of live traffic looks like each synthetic set (gaps: not identifiable)?",
-          [(f'careful_monitor_synthetic_share{{{SEL}, dataset=~"$dataset"}}', "{{dataset}}")], unit="percentunit", x=12, y=6),
+    panel(3, "Synthetic share", "What share of live traffic looks like each synthetic set (gaps: not identifiable; "
+          "a group's share: sets the window cannot tell apart)?",
+          [(f'careful_monitor_synthetic_share{{{SEL}, dataset=~"$dataset"}}', "{{dataset}}"),
+           (f'careful_monitor_synthetic_group_share{{{SEL}, dataset=~"$dataset"}}', "{{dataset}} (its group)")],
+          unit="percentunit", x=12, y=6),
     panel(4, "Collapse signals", "Are tails thinning, spread shrinking, rare categories vanishing, text repeating, confidence inflating?",
           [(f"careful_monitor_collapse_signal{{{SEL}}}", "{{feature}} {{signal}}")], x=0, y=14, w=24, h=9),
     panel(5, "Drift statistics vs each reference", "How far is each feature from the anchor and from each synthetic set?",
@@ -111,6 +144,9 @@ model = dashboard("careful-model", "careful-monitor: model", [
           kind="barchart", x=0, y=37, w=24, h=9),
     panel(9, "Data quality", "Are null rates, type mismatches or unseen categories rising?",
           [(f"careful_monitor_data_quality{{{SEL}}}", "{{feature}} {{signal}}")], unit="percentunit", x=0, y=46, w=24),
+    panel(10, "Synthetic share uncertainty", "How precisely is each synthetic set's share known (gaps: not identifiable)?",
+          [(f'careful_monitor_synthetic_share_stderr{{{SEL}, dataset=~"$dataset"}}', "{{dataset}} standard error")],
+          unit="percentunit", x=0, y=54, w=24),
 ], overview=False)
 
 if __name__ == "__main__":

@@ -56,7 +56,16 @@ def render_report(store: Store, cfg: Config, alert_id: str, fmt: str) -> str:
               for e in a["evidence"]]
     for p in ctx["plots"]:
         data = base64.b64encode(str(svg.histogram(p)).encode()).decode()
+        shown = f"anchor, window and {a['dataset']}" if p["synthetic"] is not None else "anchor and window"
         lines += ["", f"### {p['feature']} ({p['kind']})", "",
-                  f"![{p['feature']}: anchor, window and {a['dataset']}](data:image/svg+xml;base64,{data})"]
+                  f"![{p['feature']}: {shown}](data:image/svg+xml;base64,{data})"]
+        if p["synthetic"] is None:
+            why = svg.ABSENT.get(p.get("synthetic_absent") or "not_stored", svg.ABSENT["not_stored"])
+            lines += ["", f"No synthetic series: {why}."]
+    for j in ctx["joint"]:
+        data = base64.b64encode(str(svg.joint_plot(j)).encode()).decode()
+        lines += ["", f"### joint ({j['test']}) over windows {j['windows'][0]}..{j['windows'][-1]}", "",
+                  f"![joint {j['test']}: effect per window against its floor {j['floor']:.3g}]"
+                  f"(data:image/svg+xml;base64,{data})"]
     lines += ["", f"## {ctx['runbook_title'] or 'Runbook'}", "", pages.runbook_section(a["state"])[1], ""]
     return "\n".join(lines)

@@ -21,6 +21,7 @@ from markupsafe import Markup
 from careful_monitor.contracts import public_card
 from careful_monitor.engine.comparisons.catalogue import SIGNATURE_NAMES
 from careful_monitor.errors import NotFoundError
+from careful_monitor.evidence import joint_trend, with_absent_reason
 from careful_monitor.explain import card_answers, explain
 from careful_monitor.ui import svg
 
@@ -47,6 +48,9 @@ def _env() -> Environment:
     env.filters["alert_href"] = alert_href
     env.filters["quote"] = lambda s: quote(str(s), safe="")
     env.globals["histogram"] = svg.histogram
+    env.globals["joint_plot"] = svg.joint_plot
+    env.globals["absent_reason"] = lambda code: svg.ABSENT.get(code or "not_stored", svg.ABSENT["not_stored"])
+    env.globals["joint_effect"] = lambda test: svg.JOINT_EFFECTS.get(test, "effect")
     return env
 
 
@@ -113,6 +117,12 @@ def _thresholds(cfg: Config | None) -> dict[str, float]:
     return {"min share": a.min_share, "min affinity": a.min_affinity}
 
 
+def _min_effect(cfg: Config | None) -> dict[str, float]:
+    from careful_monitor.config import MinEffect
+
+    return (cfg.policy.min_effect if cfg is not None else MinEffect()).model_dump()
+
+
 def alert_context(store: Store, alert_id: str, cfg: Config | None = None) -> dict[str, Any]:
     """Everything the alert page shows. Raises NotFoundError for an unknown alert."""
     from careful_monitor.lineage import lineage_doc
@@ -128,7 +138,9 @@ def alert_context(store: Store, alert_id: str, cfg: Config | None = None) -> dic
     rec = store.get_dataset(dataset)
     title, runbook = runbook_section(alert["state"])
     return {
-        "alert": alert, "explanation": "\n".join(explain(alert, evidence=12)), "plots": store.alert_plots(alert_id),
+        "alert": alert, "explanation": "\n".join(explain(alert, evidence=12)),
+        "plots": [with_absent_reason(p, alert["state"]) for p in store.alert_plots(alert_id)],
+        "joint": joint_trend(windows, alert, _min_effect(cfg)),
         "trend": trend, "timeline": _state_runs(windows, dataset),
         "dataset": rec, "answers": card_answers(rec.card) if rec else [],
         "audit": store.audit_log(dataset) if rec else [],

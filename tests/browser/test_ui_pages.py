@@ -39,6 +39,26 @@ def _evidence_features(demo: Demo) -> list[str]:
     return [f for f in dict.fromkeys(e["feature"] for e in demo.alert["evidence"]) if f != "joint"]
 
 
+def _assert_joint_plots(page: Page, demo: Demo) -> None:
+    """The window-level joint evidence (`joint`: mmd here) as its effect per window against its floor."""
+    tests = list(dict.fromkeys(e["signal"] for e in demo.alert["evidence"] if e["feature"] == "joint"))
+    assert tests, "the demo's alert has no joint evidence any more: this check needs another scenario"
+    sections = page.locator("section.evidence-joint")
+    assert sections.evaluate_all("ss => ss.map(s => s.dataset.test)") == tests
+    for section, test in zip(sections.all(), tests, strict=True):
+        plot = section.locator("svg.joint-plot")
+        assert plot.count() == 1, f"joint {test}: no plot"
+        assert plot.locator("desc").count() == 1 and plot.locator("title").first.text_content(), test
+        assert plot.locator("line.threshold").count() == 1 and plot.locator("line.alert-window").count() == 1, test
+        # the alert's window is flagged (the test is its evidence); the quiet windows before the change are not
+        tips = plot.locator("circle.point.flagged > title").all_text_contents()
+        assert any(t.startswith(f"window {demo.alert['window']}: ") for t in tips), (test, tips)
+        assert plot.locator("circle.point:not(.flagged)").count() >= 1, test
+        assert plot.locator("polyline").count() >= 1, test
+        box = plot.bounding_box()
+        assert box and box["width"] > 50 and box["height"] > 50, f"joint {test}: plot is not visible ({box})"
+
+
 def _assert_evidence_plots(page: Page, demo: Demo) -> None:
     """One section per evidence feature, each plot drawing the anchor, the window and the synthetic set."""
     sections = page.locator("section.evidence-feature").all()
@@ -46,6 +66,7 @@ def _assert_evidence_plots(page: Page, demo: Demo) -> None:
     expected = _evidence_features(demo)
     assert len(expected) >= 4 and sorted(features) == sorted(expected), "evidence sections do not match the alert"
     assert "joint" in page.locator("body").inner_text(), "the joint MMD evidence is not shown"
+    _assert_joint_plots(page, demo)
     for section, feature in zip(sections, features, strict=True):
         plots = section.locator("svg.plot").all()
         assert plots, f"evidence feature {feature} has no plot"

@@ -45,6 +45,11 @@ NOT_IN_DEMO = {
     ("careful-overview.json", "Consumer lag"):
         "careful_monitor_consumer_lag is set only by the Kafka runtime (`careful-monitor run`) "
         "from its partition assignment",
+    ("careful-overview.json", "Governance violations"):
+        "careful_monitor_governance_violations has a series per violation only; the demo's config breaks no rule",
+    ("careful-overview.json", "Evaluation set contamination"):
+        "careful_monitor_isolation_contamination_ratio comes from stored `datasets isolation` results; the demo "
+        "registers no evaluation set",
 }
 T = TypeVar("T")
 

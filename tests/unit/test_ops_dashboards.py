@@ -55,8 +55,21 @@ CONTRACT_METRICS: dict[str, tuple[str, ...]] = {
     "careful_monitor_ready": (),
 }
 HISTOGRAMS = {"careful_monitor_window_processing_seconds"}
-#: metrics beyond the contract that dashboards may use: each is exported and documented in README's metric table
-DOCUMENTED_EXTRAS = {"careful_monitor_collapse_signal_version_trend", "careful_monitor_data_quality"}
+#: metrics beyond the contract that dashboards may use: name -> labels; each is exported and documented in
+#: README's metric table
+DOCUMENTED_EXTRAS: dict[str, tuple[str, ...]] = {
+    "careful_monitor_collapse_signal_version_trend": ("model", "feature", "signal"),
+    "careful_monitor_data_quality": ("model", "feature", "signal"),
+    "careful_monitor_synthetic_share_stderr": ("model", "dataset"),
+    "careful_monitor_synthetic_group_share": ("model", "dataset"),
+    "careful_monitor_governance_violations": ("model", "dataset", "rule"),
+    "careful_monitor_isolation_contamination_ratio": ("evaluation", "dataset"),
+    "careful_monitor_dataset_review_due_timestamp_seconds": ("dataset",),
+    "careful_monitor_open_window_events": ("model",),
+}
+#: families on the registry that are prometheus_client's own collectors (the process and the interpreter),
+#: not careful-monitor's: no panel needs them (any process dashboard shows them)
+COLLECTOR_PREFIXES = ("process_", "python_")
 _VAR = re.compile(r"\$\{(\w+)(?::\w+)?\}|\$(\w+)|\[\[(\w+)\]\]")
 _PROMQL_KEYWORDS = {"and", "or", "unless", "by", "without", "on", "ignoring", "group_left", "group_right", "offset",
                     "bool", "inf", "nan"}
@@ -76,6 +89,13 @@ def dashboard_queries(path: Path, substitutions: dict[str, str]) -> list[tuple[s
 
     return [(p["title"], _VAR.sub(replace, t["expr"]))
             for p in json.loads(path.read_text())["panels"] for t in p["targets"]]
+
+
+def exported_families() -> dict[str, str]:
+    """Metric family name -> type, for every family careful_monitor/sinks/prometheus.py puts on its registry."""
+    from careful_monitor.sinks.prometheus import Metrics
+
+    return {f.name: f.type for f in Metrics().registry.collect()}
 
 
 def exported_metric_names() -> set[str]:
@@ -198,6 +218,41 @@ def test_queries_use_only_exported_metrics(path: Path) -> None:
     assert REQUIRED_METRICS[path.name] <= used, sorted(REQUIRED_METRICS[path.name] - used)
 
 
+def test_every_exported_metric_is_on_a_panel() -> None:
+    """A metric added to the sink fails here until a panel queries it (and it is in the contract or the extras)."""
+    used: set[str] = set()
+    for path in DASHBOARDS:
+        for _, expr in dashboard_queries(path, {}):
+            used |= contract_metric_tokens(expr)
+    ours = {name: kind for name, kind in exported_families().items() if not name.startswith(COLLECTOR_PREFIXES)}
+    assert ours and all(name.startswith("careful_monitor_") for name in ours), sorted(ours)
+    series = {name + "_total" if kind == "counter" else name for name, kind in ours.items()}
+    assert series - used == set(), f"exported but on no dashboard panel (add one in dashboards/build.py): " \
+                                   f"{sorted(series - used)}"
+    assert series <= set(CONTRACT_METRICS) | set(DOCUMENTED_EXTRAS), sorted(series - set(CONTRACT_METRICS)
+                                                                          - set(DOCUMENTED_EXTRAS))
+
+
+def test_metrics_are_declared_in_the_sink_only() -> None:
+    """Every metric lives on the sink's registry, so the panel check above sees it: nothing else declares one."""
+    declares = re.compile(r"\b(Gauge|Counter|Histogram|Summary|Info|Enum|GaugeMetricFamily|CounterMetricFamily)\(")
+    elsewhere = [str(f.relative_to(ROOT)) for f in (ROOT / "careful_monitor").rglob("*.py")
+                 if f != ROOT / "careful_monitor" / "sinks" / "prometheus.py"
+                 and "prometheus_client" in (text := f.read_text()) and declares.search(text)]
+    assert elsewhere == [], f"metrics declared outside careful_monitor/sinks/prometheus.py: {elsewhere}"
+
+
+def test_contract_and_extras_have_the_labels_the_sink_gives_them() -> None:
+    from prometheus_client.metrics import MetricWrapperBase
+
+    from careful_monitor.sinks.prometheus import Metrics
+
+    declared = {m._name + ("_total" if m._type == "counter" else ""): tuple(m._labelnames)
+                for m in vars(Metrics()).values() if isinstance(m, MetricWrapperBase)}
+    for name, labels in {**CONTRACT_METRICS, **DOCUMENTED_EXTRAS}.items():
+        assert sorted(declared[name]) == sorted(labels), f"{name}: the sink gives it labels {declared[name]}"
+
+
 def test_the_contract_is_what_the_service_exports() -> None:
     exported = exported_metric_names()
     for name in CONTRACT_METRICS:
@@ -214,7 +269,8 @@ def test_the_contract_is_what_the_service_exports() -> None:
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda p: p.name)
 def test_queries_use_only_contract_metrics_and_their_labels(path: Path) -> None:
-    allowed = set(CONTRACT_METRICS) | DOCUMENTED_EXTRAS
+    allowed = set(CONTRACT_METRICS) | set(DOCUMENTED_EXTRAS)
+    known = {**CONTRACT_METRICS, **DOCUMENTED_EXTRAS}
     for title, expr in dashboard_queries(path, {}):
         tokens = contract_metric_tokens(expr)
         assert tokens, f"{title}: no careful_monitor_ metric in {expr!r}"
@@ -222,9 +278,7 @@ def test_queries_use_only_contract_metrics_and_their_labels(path: Path) -> None:
         # label matchers on a contract metric name only its labels
         for name, matchers in re.findall(r"(careful_monitor_[a-z_]+)\{([^}]*)\}", expr):
             (base,) = contract_metric_tokens(name)
-            if base not in CONTRACT_METRICS:
-                continue
-            labels = CONTRACT_METRICS[base]
+            labels = known[base]
             for label in re.findall(r"(\w+)\s*(?:=~|!~|!=|=)", re.sub(r'"(?:\\.|[^"\\])*"', '""', matchers)):
                 assert label in (*labels, "le"), f"{title}: {name} has no label {label}"
 
