@@ -28,7 +28,7 @@ import numpy as np
 
 from careful_monitor.engine.column import WindowColumn, reference_counts, score_histograms, summarise, summarise_probs
 from careful_monitor.engine.comparisons.catalogue import EFFECT_KEYS, SIGNATURE_NAMES, WINDOW_COMPARISONS, for_kind
-from careful_monitor.engine.comparisons.copula import WindowRows
+from careful_monitor.engine.comparisons.copula import WindowRows, copula_scores
 from careful_monitor.engine.fdr import benjamini_hochberg
 from careful_monitor.engine.profile import CATEGORICAL, NUMERIC, PROBS, FeatureProfile, ProbsProfile, ReferenceProfile
 from careful_monitor.engine.types import Evidence, QualityRate, TestOutcome, TestResult
@@ -47,6 +47,8 @@ class WindowEvaluation:
     flagged_features: tuple[str, ...]
     quality: tuple[QualityRate, ...]
     window_counts: dict[str, np.ndarray]  # each feature's histogram on the anchor's grid (attribution)
+    joint_features: tuple[str, ...] = ()  # the columns of `joint_scores`
+    joint_scores: np.ndarray | None = None  # complete rows' copula scores on the anchor's CDFs (attribution)
 
     @property
     def flagged(self) -> bool:
@@ -101,13 +103,18 @@ def evaluate_window(cols: Mapping[str, list[Any]], features: Mapping[str, str], 
                 if r is not None:
                     raw.append((f, name, r))
         quality.extend(_quality(f, kind, col, aprof))
+    joint_names: tuple[str, ...] = ()
+    joint_scores = None
     if joint_columns:
-        rows = WindowRows(joint_columns)  # copula scores computed once for every window-level test
+        rows = WindowRows(joint_columns)  # copula scores computed once for every window-level test and attribution
         for wc in WINDOW_COMPARISONS:
             r = wc.compare_window(anchor, rows)
             if r is not None:
                 anchor_idx.append(len(raw))
                 raw.append((JOINT, anchor.name, r))
+        found = copula_scores(anchor, rows)
+        if found is not None:
+            joint_names, joint_scores = tuple(found[1]), found[2]
     rejected = benjamini_hochberg([raw[i][2].p_value for i in anchor_idx], fdr)
     flagged_at = {i for i, rej in zip(anchor_idx, rejected, strict=True)
                   if rej and raw[i][2].effect >= min_effect.get(EFFECT_KEYS.get(raw[i][2].test, raw[i][2].test), 0.0)}
@@ -115,7 +122,8 @@ def evaluate_window(cols: Mapping[str, list[Any]], features: Mapping[str, str], 
     evidence = _interleave([Evidence(f, r.test, r.statistic, r.p_value, r.effect, r.tokens)
                             for i, (f, _, r) in enumerate(raw) if i in flagged_at])
     flagged_features = tuple(sorted({raw[i][0] for i in flagged_at}))
-    return WindowEvaluation(tests, tuple(evidence), flagged_features, tuple(quality), window_counts)
+    return WindowEvaluation(tests, tuple(evidence), flagged_features, tuple(quality), window_counts, joint_names,
+                            joint_scores)
 
 
 def _interleave(evidence: list[Evidence]) -> list[Evidence]:

@@ -17,12 +17,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from careful_monitor.engine.attribution import AttributionModel
+from careful_monitor.engine.attribution import AttributionModel, JointReferences
 from careful_monitor.engine.column import reference_counts
 from careful_monitor.engine.detectors import StreamingDetector, make_detector
 from careful_monitor.engine.evaluate import evaluate_window
 from careful_monitor.engine.policy import Policy, Transition
-from careful_monitor.engine.profile import PROBS, ProbsProfile, ReferenceProfile
+from careful_monitor.engine.profile import NUMERIC, PROBS, ProbsProfile, ReferenceProfile
 from careful_monitor.engine.state import decode_state, encode_state
 from careful_monitor.engine.types import Alert, Attribution, PolicyState, WindowResult
 from careful_monitor.engine.window import ModelBatch, OpenWindow
@@ -50,6 +50,7 @@ class MonitorSpec:
     cusum_threshold: float = 20.0
     cusum_drift: float = 0.25
     versions_per_model: int = 5
+    attribution_seed: int = 20261202  # the joint attribution block's random features (same in every process)
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,6 +74,9 @@ class ModelMonitor:
             {f: reference_counts(anchor.features[f]) for f in self.features},
             {name: {f: reference_counts(p) for f, p in feats.items()} for name, feats in self._ref_feats.items()},
             max_share_se=spec.max_share_se,
+            joint=JointReferences.from_profiles(anchor, synthetic,
+                                                [f for f, k in self.features.items() if k == NUMERIC]),
+            rng=np.random.default_rng(spec.attribution_seed),
         )
         self._joint_features = frozenset(f for f in (anchor.joint.features if anchor.joint else [])
                                          if f in self.features)
@@ -223,7 +227,8 @@ class ModelMonitor:
             probs_feature=self.detector_feature,
             probs_parts=w.probs_parts if self.detector_feature and w.probs_parts_complete() else None,
             joint_features=self._joint_features)
-        attributions = tuple(self.attribution.attribute(ev.window_counts))
+        joint = ev.joint_scores if ev.joint_features == self.attribution.joint_features else None
+        attributions = tuple(self.attribution.attribute(ev.window_counts, joint_scores=joint))
         blamed = self._blame(ev.flagged, attributions)
         transitions: list[Transition] = []
         if self._pending_detector is not None:

@@ -4,7 +4,12 @@ A profile is computed once per reference at registration; every window is then c
 using vectorised numpy only. Numeric features are binned on the *anchor's* quantile grid (every
 synthetic set of that anchor uses the same edges), so histograms of the anchor, of each synthetic
 set and of a live window are directly comparable. Nothing of the raw data is kept beyond the
-bounded joint anchor sample used by the multivariate test.
+bounded joint samples: the anchor's (for the multivariate test) and each synthetic set's (for the joint
+block of attribution), both as normal scores through the *anchor's* CDFs, so every joint reference lives
+in one space. A stored profile carries `PROFILE_FORMAT` (`format`). Format 1 (before synthetic sets kept
+a joint sample) still loads, as it was: a synthetic set without a joint sample stays out of the joint
+block of attribution until it is re-registered; the service says so when it loads one. A format this
+careful-monitor does not know (a newer one) is refused with ProfileFormatError.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -40,6 +45,11 @@ RARE_P = 0.01  # a category rarer than 1% in the anchor is "rare"
 TEXT_TOP_TOKENS = 200
 TEXT_SPLIT_SEED = 15  # the anchor's vocabulary / held-out split (a constant: profiles are reproducible)
 DISTINCT_SIZES = (25, 50, 100, 200, 400, 800, 1600, 3200, 6400)
+#: version of what a stored profile holds. 2: a synthetic set keeps its own joint sample (scored on its anchor's
+#: CDFs); profiles without a version are format 1.
+PROFILE_FORMAT = 2
+#: formats `from_bytes` reads: 1 lacks synthetic joint samples (the set stays out of the joint block)
+READABLE_FORMATS = (1, 2)
 
 
 def infer_kind(values: Sequence[Any], max_categories: int) -> str:
@@ -230,7 +240,12 @@ FeatureProfile = NumericProfile | CategoricalProfile | TextProfile | ProbsProfil
 
 @dataclass
 class JointProfile:
-    """Bounded joint anchor sample of numeric features, as normal scores, for the joint test."""
+    """A bounded joint sample of numeric features as normal scores of the anchor's CDFs.
+
+    The anchor's feeds the multivariate tests; a synthetic set's (the anchor's joint features it
+    holds, scored through the *anchor's* CDFs, never its own) feeds the joint block of attribution,
+    so the anchor, every synthetic set and the window are embedded in one space.
+    """
 
     features: list[str]
     sample: np.ndarray  # rows x features, float32, normal scores (probit of the anchor CDF)
@@ -247,12 +262,15 @@ class ReferenceProfile:
     n_rows: int
     features: dict[str, FeatureProfile] = field(default_factory=dict)
     joint: JointProfile | None = None
+    #: the format it was stored in (PROFILE_FORMAT when built by this careful-monitor)
+    format: int = PROFILE_FORMAT
 
     # --- serialisation: numpy .npz (no pickle) + a JSON header --------------------------------
     def to_bytes(self) -> bytes:
         arrays: dict[str, np.ndarray] = {}
-        header: dict[str, Any] = {"name": self.name, "role": self.role, "anchored_by": self.anchored_by,
-                                  "n_rows": self.n_rows, "features": {}, "joint": None}
+        header: dict[str, Any] = {"format": PROFILE_FORMAT, "name": self.name, "role": self.role,
+                                  "anchored_by": self.anchored_by, "n_rows": self.n_rows, "features": {},
+                                  "joint": None}
         for fname, prof in self.features.items():
             header["features"][fname] = _flatten(prof, f"f:{fname}", arrays)
         if self.joint is not None:
@@ -269,11 +287,18 @@ class ReferenceProfile:
         with np.load(io.BytesIO(blob), allow_pickle=False) as z:
             arrays = {k: z[k] for k in z.files}
         header = json.loads(arrays.pop("__header__").tobytes().decode())
+        version = header.get("format", 1)
+        if version not in READABLE_FORMATS:
+            raise ProfileFormatError(
+                f"stored profile of {header.get('name')!r} has format {version}, this careful-monitor reads formats "
+                f"{', '.join(map(str, READABLE_FORMATS))}: it was written by a newer careful-monitor; upgrade, or "
+                "re-register the dataset (`careful-monitor datasets register`) with this one")
         feats = {name: _unflatten(spec, f"f:{name}", arrays) for name, spec in header["features"].items()}
         joint = None
         if header["joint"] is not None:
             joint = JointProfile(header["joint"]["features"], arrays["joint:sample"], arrays["joint:corr"])
-        return cls(header["name"], header["role"], header["anchored_by"], header["n_rows"], feats, joint)
+        return cls(header["name"], header["role"], header["anchored_by"], header["n_rows"], feats, joint,
+                   format=version)
 
     def size_bytes(self) -> int:
         return len(self.to_bytes())
@@ -935,6 +960,8 @@ def _joint_from_rows(rows: Mapping[str, np.ndarray], feats: dict[str, NumericPro
     names = [f for f in feats if feats[f].std > 0]
     m = np.column_stack([rows[f] for f in names])
     m = m[np.isfinite(m).all(axis=1)]
+    if len(m) < 2:
+        return None
     z = np.column_stack([normal_scores(m[:, j], feats[f]) for j, f in enumerate(names)])
     return JointProfile(names, z.astype(np.float32), np.corrcoef(z, rowvar=False))
 
@@ -1055,6 +1082,14 @@ class ProfileBuilder:
         self.joint_res: _Reservoir | None = None
         self.joint_at = np.zeros(0, dtype=np.int64)
         self.joint_vals: dict[str, np.ndarray] = {}
+        # the joint sample's columns: every numeric one of an anchor (None), the anchor's joint features of a
+        # synthetic set (empty: its anchor has no joint sample, so neither does the set)
+        self.joint_names: frozenset[str] | None = None
+        if anchor is not None:
+            self.joint_names = frozenset(anchor.joint.features if anchor.joint is not None else ())
+
+    def _in_joint(self, name: str, kind: str) -> bool:
+        return kind == NUMERIC and (self.joint_names is None or name in self.joint_names)
 
     # -- columns ------------------------------------------------------------------------------
     def _kind_of(self, name: str) -> str | None:
@@ -1083,9 +1118,9 @@ class ProfileBuilder:
         if missing:
             acc.add_missing(missing)
         self.kinds[name], self.accs[name] = kind, acc
-        if (kind == NUMERIC and self.anchor is None) or name in self.keep_rows:
+        if self._in_joint(name, kind) or name in self.keep_rows:
             self.rows[name] = [np.full(missing, np.nan)] if missing else []
-            if self.joint_res is not None and kind == NUMERIC:
+            if self.joint_res is not None and self._in_joint(name, kind):
                 self.joint_vals[name] = np.full(self.joint_sample, np.nan)
 
     def _new_column(self, name: str) -> None:
@@ -1142,12 +1177,12 @@ class ProfileBuilder:
                         return
             if name in self.rows:
                 self.rows[name].append(_row_floats(values) if values is not None else np.full(n, np.nan))
-        if self.anchor is None:
+        if self.joint_names is None or self.joint_names:
             self._joint(batch, n)
         self.n_rows += n
 
     def _joint(self, batch: Mapping[str, Sequence[Any]], n: int) -> None:
-        numeric = [f for f, k in self.kinds.items() if k == NUMERIC]
+        numeric = [f for f, k in self.kinds.items() if self._in_joint(f, k)]
         if self.joint_res is None:
             if self.n_rows + n <= self.exact_rows:
                 return
@@ -1198,20 +1233,39 @@ class ProfileBuilder:
                 feats[name] = acc.finish(self.rng)
             elif isinstance(acc, _ProbsAccumulator):
                 feats[name] = acc.finish(self.bins, self.quantiles)
-        joint = None
+        return ReferenceProfile(self.name, self.role, self.anchored_by, self.n_rows, feats, self._finish_joint(feats))
+
+    def _finish_joint(self, feats: Mapping[str, FeatureProfile]) -> JointProfile | None:
+        """The bounded joint sample, as normal scores of the anchor's CDFs (an anchor's: its own).
+
+        A synthetic set keeps the anchor's joint features it holds, in the anchor's order, scored through
+        the anchor's profiles, so its sample and the anchor's live in one space (attribution embeds both).
+        Its rows are drawn with a constant seed, not the caller's generator: a profile is reproducible and
+        adding the sample leaves the caller's random stream as it was.
+        """
+        scale: dict[str, NumericProfile]  # whose CDF scores each column
         if self.anchor is None:
-            numeric = {f: p for f, p in feats.items() if isinstance(p, NumericProfile)}
-            names = [f for f in numeric if numeric[f].std > 0]
-            if len(names) >= 2:
-                if self.joint_res is None:
-                    n = self.n_rows
-                    idx = np.sort(self.rng.choice(n, size=min(self.joint_sample, n), replace=False))
-                    joint = _joint_from_rows({f: np.concatenate(self.rows[f])[idx] for f in names}, numeric)
-                else:
-                    filled = np.nonzero(self.joint_at >= 0)[0]
-                    order = filled[np.argsort(self.joint_at[filled])]
-                    joint = _joint_from_rows({f: self.joint_vals[f][order] for f in names}, numeric)
-        return ReferenceProfile(self.name, self.role, self.anchored_by, self.n_rows, feats, joint)
+            scale = {f: p for f, p in feats.items() if isinstance(p, NumericProfile) and p.std > 0}
+            rng = self.rng
+        else:
+            if self.anchor.joint is None:
+                return None
+            scale = {}
+            for f in self.anchor.joint.features:
+                a = self.anchor.features.get(f)
+                if isinstance(feats.get(f), NumericProfile) and isinstance(a, NumericProfile) and a.std > 0:
+                    scale[f] = a
+            rng = np.random.default_rng([SAMPLE_SEED, 4])
+        names = list(scale)
+        if len(names) < 2 or self.n_rows == 0:
+            return None
+        if self.joint_res is None:
+            n = self.n_rows
+            idx = np.sort(rng.choice(n, size=min(self.joint_sample, n), replace=False))
+            return _joint_from_rows({f: np.concatenate(self.rows[f])[idx] for f in names}, scale)
+        filled = np.nonzero(self.joint_at >= 0)[0]
+        order = filled[np.argsort(self.joint_at[filled])]
+        return _joint_from_rows({f: self.joint_vals[f][order] for f in names}, scale)
 
 
 def build_profile(name: str, role: str, columns: Mapping[str, Sequence[Any]], *, kinds: dict[str, str] | None = None,

@@ -22,7 +22,7 @@ from careful_monitor import governance, lineage
 from careful_monitor.config import Config
 from careful_monitor.contracts import alert_json
 from careful_monitor.engine.monitor import ModelBatch, ModelMonitor, MonitorSpec, WindowOutcome
-from careful_monitor.engine.profile import ReferenceProfile
+from careful_monitor.engine.profile import PROFILE_FORMAT, ReferenceProfile
 from careful_monitor.engine.state import StaleStateError
 from careful_monitor.engine.types import Alert, LifecycleState, PolicyState
 from careful_monitor.errors import ConfigError, StoreError
@@ -71,6 +71,10 @@ def load_references(cfg: Config, store: Store, model: str) -> tuple[ReferencePro
         if srec.role == "real":
             continue  # a second real set in the mix is not a synthetic reference
         synthetic[name] = ReferenceProfile.from_bytes(srec.profile)
+        if synthetic[name].format < PROFILE_FORMAT and synthetic[name].joint is None:
+            log.warning("dataset %s was registered by an older careful-monitor (profile format %d): it has no joint "
+                        "sample, so joint attribution leaves it out; re-register its card to include it",
+                        name, synthetic[name].format)
     from careful_monitor.registry import off_grid
 
     register = f"careful-monitor datasets register{f' --config {cfg.source}' if cfg.source else ''}"

@@ -6,7 +6,7 @@ columns into monitor events or dataset rows. `SCENARIOS` maps a name to (generat
 description) for a CLI listing; the demo scenario lives in `careful_monitor.demo.scenario`.
 
 >>> sorted(SCENARIOS)
-['categorical', 'confidence', 'gaussian', 'mixture', 'text']
+['categorical', 'confidence', 'dependence', 'gaussian', 'mixture', 'text']
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from careful_monitor.scenarios.confidence import (
                                                    sample_probs,
                                                    temperature_schedule,
 )
+from careful_monitor.scenarios.dependence import sample_dependence
 from careful_monitor.scenarios.gaussian import (
                                                    GaussianGeneration,
                                                    first_generation_below,
@@ -53,6 +54,8 @@ SCENARIOS: dict[str, tuple[Callable, str]] = {
                                            "for good"),
     "text": (recursive_text, "bigram language model retrained on its own sentences: distinct n-grams shrink"),
     "confidence": (recursive_confidence, "classifier softmax at a shrinking temperature: confidence inflates"),
+    "dependence": (sample_dependence, "x2 = +-x1 with a random sign (zero correlation) against a naive generator with "
+                                      "independent marginals"),
 }
 
 __all__ = [
@@ -60,6 +63,7 @@ __all__ = [
     "BigramModel", "CategoricalRun", "GaussianGeneration", "MixtureGeneration",
     "category_labels", "distinct_n", "first_generation_below", "fit_mixture_em", "mean_entropy", "mean_max_prob",
     "mixture_quantile", "recursive_categorical", "recursive_confidence", "recursive_gaussian", "recursive_mixture",
-    "recursive_text", "sample_categories", "sample_generation", "sample_mixture", "sample_probs", "sample_texts",
+    "recursive_text", "sample_categories", "sample_dependence", "sample_generation", "sample_mixture", "sample_probs",
+    "sample_texts",
     "tail_mass", "temperature_schedule", "to_events", "to_rows", "zipf_probs",
 ]

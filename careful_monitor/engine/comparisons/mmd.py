@@ -77,7 +77,38 @@ class _Null:
 
 
 def _features(z: np.ndarray, null: _Null) -> np.ndarray:
-    return np.sqrt(2.0 / len(null.b)) * np.cos(z @ null.w + null.b)
+    return fourier_features(z, null.w, null.b)
+
+
+def fourier_features(z: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """phi(z) = sqrt(2/D) cos(z W + b), one row per row of z."""
+    return np.sqrt(2.0 / len(b)) * np.cos(z @ w + b)
+
+
+def random_frequencies(sample: np.ndarray, rng: np.random.Generator, features: int = FEATURES,
+                       bandwidths: tuple[float, ...] = BANDWIDTHS) -> tuple[np.ndarray, np.ndarray]:
+    """(W, b) of `features` random Fourier features for rows like `sample`: `bandwidths` x the median
+    pairwise distance of its first MEDIAN_ROWS rows, each for an equal share of the features."""
+    head = sample[:MEDIAN_ROWS]
+    sq = (head * head).sum(axis=1)
+    dist2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * head @ head.T, 0.0)
+    iu = np.triu_indices(len(head), k=1)
+    sigma = float(np.sqrt(np.median(dist2[iu]))) if len(iu[0]) else 1.0
+    sigma = sigma if sigma > 0 else 1.0
+    scales = sigma * np.repeat(bandwidths, -(-features // len(bandwidths)))[:features]
+    w = rng.normal(size=(sample.shape[1], features)) / scales
+    b = rng.uniform(0.0, 2.0 * np.pi, features)
+    return w, b
+
+
+def whitening(phi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(mean, D x r map to S^-1/2 on the kept eigenvectors, covariance S) of feature rows `phi`; directions
+    with less variance than EIGEN_FLOOR of the largest are dropped (see the module's null)."""
+    mu = phi.mean(axis=0)
+    cov = np.cov(phi, rowvar=False)
+    vals, vecs = np.linalg.eigh(cov)
+    keep = vals >= EIGEN_FLOOR * max(float(vals.max()), 1e-300)
+    return mu, vecs[:, keep] / np.sqrt(vals[keep]), cov
 
 
 def _null(joint: JointProfile, idx: tuple[int, ...]) -> _Null:
@@ -86,24 +117,9 @@ def _null(joint: JointProfile, idx: tuple[int, ...]) -> _Null:
     if found is not None:
         return found
     z = joint.sample[:, list(idx)].astype(float)
-    head = z[:MEDIAN_ROWS]
-    sq = (head * head).sum(axis=1)
-    dist2 = np.maximum(sq[:, None] + sq[None, :] - 2.0 * head @ head.T, 0.0)
-    iu = np.triu_indices(len(head), k=1)
-    sigma = float(np.sqrt(np.median(dist2[iu]))) if len(iu[0]) else 1.0
-    sigma = sigma if sigma > 0 else 1.0
-    rng = np.random.default_rng(SEED)
-    scales = sigma * np.repeat(BANDWIDTHS, -(-FEATURES // len(BANDWIDTHS)))[:FEATURES]
-    w = rng.normal(size=(len(idx), FEATURES)) / scales
-    b = rng.uniform(0.0, 2.0 * np.pi, FEATURES)
-    partial = _Null(w, b, np.zeros(FEATURES), np.eye(FEATURES), 0.0, FEATURES, len(z))
-    phi = _features(z, partial)
-    mu = phi.mean(axis=0)
-    cov = np.cov(phi, rowvar=False)
-    vals, vecs = np.linalg.eigh(cov)
-    keep = vals >= EIGEN_FLOOR * max(float(vals.max()), 1e-300)
-    whiten = vecs[:, keep] / np.sqrt(vals[keep])
-    found = cache[idx] = _Null(w, b, mu, whiten, float(np.trace(cov)), int(keep.sum()), len(z))
+    w, b = random_frequencies(z, np.random.default_rng(SEED))
+    mu, whiten, cov = whitening(fourier_features(z, w, b))
+    found = cache[idx] = _Null(w, b, mu, whiten, float(np.trace(cov)), whiten.shape[1], len(z))
     return found
 
 
