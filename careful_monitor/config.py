@@ -181,7 +181,20 @@ class KafkaConfig(_Strict):
     partitions: int = Field(6, ge=1)
     replication_factor: int = Field(1, ge=1)
     retention_ms: int = Field(604_800_000, ge=1)
+    #: the most bytes one fetch from a broker returns, in every runtime (kafka-python's and aiokafka's
+    #: `fetch_max_bytes`, Faust's per-partition `consumer_max_fetch_size`: README "Kafka"); the Kafka
+    #: protocol carries it as a 32-bit signed integer. Faust's own default (1 MiB per partition) starved
+    #: its batches (issue 13)
+    fetch_max_bytes: int = Field(64 * 1024 * 1024, gt=0, le=2**31 - 1)
     security: SecurityConfig = Field(default_factory=SecurityConfig)
+
+    @field_validator("fetch_max_bytes", mode="before")
+    @classmethod
+    def _whole_bytes(cls, v: Any) -> Any:
+        # a bare int field takes true as 1 and 2.0 as 2; a byte count written so is a mistake
+        if isinstance(v, bool | float):
+            raise ValueError(f"must be a whole number of bytes, e.g. {64 * 1024 * 1024} for 64 MiB")
+        return v
 
 
 class StoreConfig(_Strict):

@@ -18,12 +18,16 @@ if TYPE_CHECKING:
     from kafka import KafkaConsumer
 
 MAX_RECORDS = 5000
+#: the most bytes of one partition in one fetch (the whole fetch: `kafka.fetch_max_bytes`)
+MAX_PARTITION_FETCH_BYTES = 8 * 1024 * 1024
 
 
 class KafkaPythonClient:
     """`ConsumerClient` over kafka-python's `KafkaConsumer` (its calls block; the loop runs nothing else)."""
 
     name = "kafka-python"
+    #: kafka-python fetches only inside `poll`: nothing would overlap a batch, so it runs inline
+    batch_lock: asyncio.Lock | None = None
 
     def __init__(self, consumer: KafkaConsumer, *, max_records: int = MAX_RECORDS) -> None:
         self.consumer, self.max_records = consumer, max_records
@@ -80,8 +84,8 @@ def kafka_python_consumer(cfg: Config) -> KafkaPythonClient:
 
     return KafkaPythonClient(KafkaConsumer(
         bootstrap_servers=cfg.kafka.bootstrap.split(","), group_id=cfg.kafka.group, enable_auto_commit=False,
-        auto_offset_reset="earliest", max_poll_records=MAX_RECORDS, fetch_max_bytes=64 * 1024 * 1024,
-        max_partition_fetch_bytes=max(8 * 1024 * 1024, cfg.limits.max_event_bytes + 1024),
+        auto_offset_reset="earliest", max_poll_records=MAX_RECORDS, fetch_max_bytes=cfg.kafka.fetch_max_bytes,
+        max_partition_fetch_bytes=max(MAX_PARTITION_FETCH_BYTES, cfg.limits.max_event_bytes + 1024),
         client_id="careful-monitor", **kafka_python_kwargs(cfg)))
 
 

@@ -64,6 +64,21 @@ def faust_credentials(cfg: Config) -> Any:
     return None
 
 
+def partition_fetch_bytes(cfg: Config) -> int:
+    """Faust's `consumer_max_fetch_size`: `kafka.fetch_max_bytes` shared by the topic's partitions.
+
+    Faust bounds a fetch only per partition (aiokafka's `max_partition_fetch_bytes`; its default,
+    1 MiB, starves batches of `MAX_RECORDS`) and leaves aiokafka's bound of the whole fetch at its
+    default, 50 MiB. A worker holding every partition so fetches at most `kafka.fetch_max_bytes` (and
+    50 MiB), as the other runtimes do; never less than one event of `limits.max_event_bytes`.
+
+    >>> from careful_monitor.config import load_config
+    >>> partition_fetch_bytes(load_config(None, environ={})) // 1024
+    10922
+    """
+    return max(cfg.kafka.fetch_max_bytes // cfg.kafka.partitions, cfg.limits.max_event_bytes + 1024)
+
+
 def faust_app(cfg: Config) -> faust.App:
     """The real Faust app from the config: the group as its id, no web server, in-memory tables only."""
     import faust
@@ -72,8 +87,8 @@ def faust_app(cfg: Config) -> faust.App:
     return faust.App(k.group, broker=[f"kafka://{b}" for b in k.bootstrap.split(",")], web_enabled=False,
                      broker_credentials=faust_credentials(cfg),
                      store="memory://", consumer_auto_offset_reset="earliest", stream_buffer_maxsize=65536,
-                     broker_max_poll_records=MAX_RECORDS, topic_partitions=k.partitions, topic_allow_declare=False,
-                     producer_acks=-1)
+                     broker_max_poll_records=MAX_RECORDS, consumer_max_fetch_size=partition_fetch_bytes(cfg),
+                     topic_partitions=k.partitions, topic_allow_declare=False, producer_acks=-1)
 
 
 class FaustService(KafkaService):

@@ -15,8 +15,11 @@ A runtime supplies only its client: a `ConsumerClient` adapter (kafka-python's `
 factories handed to `KafkaService` (the defaults build the real clients from the config through
 `kafka_settings`), so a caller or a test can hand in its own. The loop is a coroutine so aiokafka
 fits as it is; kafka-python's blocking calls run inside it unchanged, as nothing else shares that
-event loop. Faust's agents push batches instead of being polled, so `faust_app.py` calls
-`process_batch` from its agent: publishing, storing and readiness are the same code there too.
+event loop. aiokafka fetches in the background on that loop, so with it a batch is processed in one
+worker thread (`ConsumerClient.batch_lock`): the fetch of batch N+1 is in flight while batch N is
+scored, and still nothing is committed before the batch is stored. Faust's agents push batches
+instead of being polled, so `faust_app.py` calls `process_batch` from its agent: publishing, storing
+and readiness are the same code there too.
 
 Before the service exists, `StartGate` keeps `run` up and not-ready while what it needs is not there
 yet (the store's schema behind with `store.auto_migrate: false`, the store unreachable, a dataset of
@@ -33,6 +36,7 @@ import logging
 import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
@@ -97,6 +101,16 @@ class ConsumerClient(Protocol):
     """The consumer-group calls the loop makes; one adapter per client library."""
 
     name: str  # for log lines
+
+    @property
+    def batch_lock(self) -> asyncio.Lock | None:
+        """None when the client fetches only inside `poll` (kafka-python): the loop runs each batch inline.
+
+        A lock when it fetches in the background on the event loop (aiokafka): the loop then runs each
+        batch in one worker thread while holding it, so the fetch of the next batch is in flight while
+        this one is scored, and the client's rebalance listener takes it before calling `on_assigned`
+        or `on_revoked`, so engine state is never reloaded, nor partitions sought, under a running batch.
+        """
 
     async def start(self, topic: str, on_assigned: OnRebalance, on_revoked: OnRebalance) -> None:
         """Subscribe to `topic` as the configured group and connect."""
@@ -425,21 +439,37 @@ class KafkaService:
 
     async def _consume(self, client: ConsumerClient, stop: threading.Event) -> None:
         last_lag, last_prune = 0.0, time.monotonic()
-        while not stop.is_set():
-            polled = await client.poll(POLL_MS)
-            if polled:
-                batch = Batch.of(polled)
-                if batch.lines and self.process_batch(batch):
-                    await _bounded(client.commit(batch.offsets), "commit offsets to Kafka")
-            else:
-                self.pipeline.poll_lifecycle_if_due()  # a quiet topic still sees `datasets retire` in time
-            now = time.monotonic()
-            if now - last_lag > LAG_EVERY_S:
-                await self._export_lag(client)
-                last_lag = now
-            if now - last_prune > PRUNE_EVERY_S:
-                self._prune()
-                last_prune = now
+        # one worker thread: batches are processed one at a time and in order, as inline
+        worker = None if client.batch_lock is None else ThreadPoolExecutor(1, thread_name_prefix="careful-batch")
+        try:
+            while not stop.is_set():
+                polled = await client.poll(POLL_MS)
+                if polled:
+                    batch = Batch.of(polled)
+                    if batch.lines and await self._process_beside_fetch(batch, client.batch_lock, worker):
+                        await _bounded(client.commit(batch.offsets), "commit offsets to Kafka")
+                else:
+                    self.pipeline.poll_lifecycle_if_due()  # a quiet topic still sees `datasets retire` in time
+                now = time.monotonic()
+                if now - last_lag > LAG_EVERY_S:
+                    await self._export_lag(client)
+                    last_lag = now
+                if now - last_prune > PRUNE_EVERY_S:
+                    self._prune()
+                    last_prune = now
+        finally:
+            if worker is not None:
+                # a batch still running (the loop was cancelled or failed) ends before the clients close;
+                # blocking the event loop meanwhile also keeps a rebalance listener from running beside it
+                worker.shutdown(wait=True)
+
+    async def _process_beside_fetch(self, batch: Batch, lock: asyncio.Lock | None,
+                                    worker: ThreadPoolExecutor | None) -> bool:
+        """process_batch(batch): inline, or in `worker` holding `lock` so the client fetches meanwhile."""
+        if lock is None or worker is None:
+            return self.process_batch(batch)
+        async with lock:
+            return await asyncio.get_running_loop().run_in_executor(worker, self.process_batch, batch)
 
     def _on_assigned(self, partitions: Collection[Partition]) -> None:
         """Reload engine state and seek to the offsets stored with it."""
