@@ -2,6 +2,7 @@
 
 import sys
 import threading
+from types import FrameType
 
 __version__ = "0.1.0"
 
@@ -36,19 +37,46 @@ def _cli_command(argv: list[str]) -> str | None:
 #: `__del__`, a library's broad `except`), so every later stage of `run` also checks this event, and
 #: it is the very event the service loop stops on: a SIGTERM is never lost.
 TERMINATING = threading.Event()
+#: seconds before a SIGTERM that came in the middle of an import is delivered again
+RETRY_S = 0.05
+_raised = False  # SystemExit raised by the start-up handler: the process is unwinding
 
 
-def exit_on_sigterm(signum: int, frame: object) -> None:
-    """SIGTERM before the command's own handler exists: remember it, unwind (closing what is open), exit 0."""
-    if TERMINATING.is_set():
-        return  # unwinding already: a second signal must not interrupt it
+def exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
+    """SIGTERM before the command's own handler exists: remember it, unwind (closing what is open), exit 0.
+
+    Not in the middle of an import: an exception raised there is swallowed by importlib's module-lock
+    callbacks ("Exception ignored in ... _get_module_lock") or leaves a C extension half initialised
+    (seen: SIGSEGV). Then the signal is sent again RETRY_S later, when the import is over.
+    """
+    global _raised
     TERMINATING.set()
+    if _raised:
+        return  # unwinding already: a second signal must not interrupt it
+    if _importing(frame):
+        import os
+
+        again = threading.Timer(RETRY_S, os.kill, (os.getpid(), signum))
+        again.daemon = True  # never waited for at exit
+        again.start()
+        return
+    _raised = True
     raise SystemExit(0)
 
 
+def _importing(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
 def exit_if_terminating() -> None:
-    """A start-up stage boundary: leave (exit 0) if a SIGTERM came and its SystemExit was swallowed."""
+    """A start-up stage boundary: leave (exit 0) if a SIGTERM came and its SystemExit was swallowed or deferred."""
+    global _raised
     if TERMINATING.is_set():
+        _raised = True
         raise SystemExit(0)
 
 

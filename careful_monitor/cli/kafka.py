@@ -6,6 +6,7 @@ import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import FrameType
 
 import click
 import orjson
@@ -56,7 +57,7 @@ def run(config_path: str | None, port: int | None) -> None:
         service.run(TERMINATING)  # set already if a SIGTERM came and its SystemExit was swallowed: returns at once
 
 
-def _exit_cleanly(signum: int, frame: object) -> None:
+def _exit_cleanly(signum: int, frame: FrameType | None) -> None:
     from careful_monitor import TERMINATING, exit_on_sigterm
 
     if not TERMINATING.is_set():

@@ -3,28 +3,17 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from careful_monitor.demo import scenario, write_scenario
+from tests.procs import cm
 
 ALERT_KEYS = {"alert_id", "model", "dataset", "state", "since_window", "window", "window_end", "created_at",
               "model_versions", "evidence", "affinity", "share", "share_identifiable",
               "group_share", "indistinguishable_from", "action", "trained_versions",
               "acked_by", "acked_at"}
-
-
-def cm(*args: str, cwd: Path | None = None, input: bytes | None = None,
-       env: dict | None = None) -> subprocess.CompletedProcess:
-    import os
-
-    e = {k: v for k, v in os.environ.items() if not k.startswith("CAREFUL_MONITOR_")}
-    e.update(env or {})
-    return subprocess.run([sys.executable, "-m", "careful_monitor.cli", *args], cwd=cwd, input=input,
-                          capture_output=True, env=e, timeout=300)
 
 
 @pytest.fixture(scope="module")

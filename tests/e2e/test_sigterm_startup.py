@@ -22,6 +22,7 @@ import pytest
 
 from careful_monitor.demo import write_scenario
 from tests.e2e.test_cli import _fresh_config, _register, _windows, cm
+from tests.procs import http_json
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc/PID/status (Linux)")
 
@@ -197,20 +198,6 @@ def _store_at_first_revision(db: Path) -> None:
         engine.dispose()
 
 
-def _get(url: str) -> tuple[int, dict]:
-    import json
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
-    except OSError:
-        return 0, {}
-
-
 def test_run_waits_for_db_upgrade_serving_probes_then_for_datasets(tmp_path: Path, scenario_dir) -> None:
     """Issue 14: with `store.auto_migrate: false` and an older schema, `run` stays up (liveness 200,
     /readyz 503 with the reason) until `db upgrade` has run, then waits for its datasets the same way."""
@@ -228,19 +215,19 @@ def test_run_waits_for_db_upgrade_serving_probes_then_for_datasets(tmp_path: Pat
 
     def when(proc: subprocess.Popen, out: Callable[[], str]) -> None:
         deadline = time.monotonic() + 30
-        while _get(f"{base}/readyz")[0] != 503:
+        while http_json(f"{base}/readyz")[0] != 503:
             assert proc.poll() is None and time.monotonic() < deadline, out()[-3000:]
             time.sleep(0.1)
-        _, body = _get(f"{base}/readyz")
+        _, body = http_json(f"{base}/readyz")
         assert body["ready"] is False and "db upgrade" in body["reason"], body
-        assert _get(f"{base}/healthz")[0] == 200  # a liveness probe does not restart it meanwhile
+        assert http_json(f"{base}/healthz")[0] == 200  # a liveness probe does not restart it meanwhile
         waiting = [line for line in out().splitlines() if "not ready, waiting" in line]
         assert len(waiting) == 1 and "schema is at revision 0001" in waiting[0], out()[-3000:]
         r = cm("db", "upgrade", "--config", str(cfg))
         assert r.returncode == 0, r.stderr.decode()
         once_logged("is not registered")(proc, out)  # the next thing it waits for, on the same port
         deadline = time.monotonic() + 30
-        while _get(f"{base}/readyz")[0] != 503:  # the real server took over the port
+        while http_json(f"{base}/readyz")[0] != 503:  # the real server took over the port
             assert proc.poll() is None and time.monotonic() < deadline, out()[-3000:]
             time.sleep(0.1)
 

@@ -40,7 +40,7 @@ from tests.integration.faults import (
     stop,
     wait_for,
 )
-from tests.integration.test_kafka_service import output
+from tests.procs import http_status, output
 
 pytestmark = pytest.mark.integration
 SEED = 20261201
@@ -192,14 +192,14 @@ def test_postgres_stopped_and_restarted_loses_nothing(world: World) -> None:
     server = world.server
     stopped = False
     try:
-        wait_for("ready", lambda: _status(http) == 200, DEADLINE_S, alive=proc)
+        wait_for("ready", lambda: _ready(http) == 200, DEADLINE_S, alive=proc)
         feeder.feed(world.lines)
         windows = rng.randint(1, 4)
         wait_for(f"{windows} windows", lambda: case.windows() >= windows, DEADLINE_S, alive=proc)
         subprocess.run(["bash", str(PG_SH), "stop", str(server.datadir)], check=True, timeout=120,
                        capture_output=True)
         stopped = True
-        wait_for("not ready while the store is down", lambda: _status(http) == 503, 60, alive=proc)
+        wait_for("not ready while the store is down", lambda: _ready(http) == 503, 60, alive=proc)
         committed = case.committed()
         produced = feeder.join()  # the stream goes on during the outage
         time.sleep(1.0)  # a bounded pause with events waiting: nothing may be committed meanwhile
@@ -208,7 +208,7 @@ def test_postgres_stopped_and_restarted_loses_nothing(world: World) -> None:
         subprocess.run(["bash", str(PG_SH), "start", str(server.datadir), str(server.port)], check=True,
                        timeout=120, capture_output=True)
         stopped = False
-        wait_for("ready again", lambda: _status(http) == 200, DEADLINE_S, alive=proc)
+        wait_for("ready again", lambda: _ready(http) == 200, DEADLINE_S, alive=proc)
         exit_s = _run_to_end(case, proc, total)
     finally:
         if stopped:
@@ -224,17 +224,8 @@ def test_postgres_stopped_and_restarted_loses_nothing(world: World) -> None:
           "SIGTERM")
 
 
-def _status(port: int) -> int:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/readyz", timeout=5) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except OSError:
-        return 0
+def _ready(port: int) -> int:
+    return http_status(f"http://127.0.0.1:{port}/readyz")
 
 
 # --- two workers, a rebalance ---------------------------------------------------------------------------

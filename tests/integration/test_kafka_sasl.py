@@ -10,16 +10,11 @@ certificate exits 2 with one line at start; a user deleted while `run` runs make
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
-import tempfile
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
@@ -28,6 +23,7 @@ import yaml
 
 from careful_monitor.demo import scenario, write_scenario
 from tests.integration.conftest_kafka import SaslSslBroker
+from tests.procs import cm, http_status, output, spawn
 
 pytestmark = pytest.mark.integration
 WINDOWS = 4
@@ -40,28 +36,8 @@ NOT_READY_WITHIN_S = 60
 CLIENT_REFUSED = "SaslAuthenticationFailed"
 
 
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("CAREFUL_MONITOR_")}
-
-
-def cm(*args: str, cwd: Path, timeout: float = 120) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "careful_monitor.cli", *args], capture_output=True, env=_env(),
-                          cwd=cwd, timeout=timeout)
-
-
-def spawn(*args: str, cwd: Path) -> subprocess.Popen:
-    """The CLI as a subprocess, its output to a file (`output(proc)`), never to an undrained pipe."""
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process
-    proc = subprocess.Popen([sys.executable, "-m", "careful_monitor.cli", *args], stdout=log,
-                            stderr=subprocess.STDOUT, env=_env(), cwd=cwd)  # Faust writes g-*-data dirs in cwd
-    proc.log = log  # type: ignore[attr-defined]
-    return proc
-
-
-def output(proc: subprocess.Popen) -> str:
-    log = proc.log  # type: ignore[attr-defined]
-    log.seek(0)
-    return log.read().decode(errors="replace")
+def _ready(url: str) -> int:
+    return http_status(f"{url}/readyz")
 
 
 @contextlib.contextmanager
@@ -85,16 +61,6 @@ def _serving_url(proc: subprocess.Popen, deadline_s: float = 60) -> str:
         assert proc.poll() is None, output(proc)[-3000:]
         time.sleep(0.2)
     raise AssertionError("run did not serve HTTP in time:\n" + output(proc)[-3000:])
-
-
-def _ready(url: str) -> int:
-    try:
-        with urllib.request.urlopen(f"{url}/readyz", timeout=5) as r:
-            return r.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-    except OSError:
-        return 0
 
 
 def wait_until(what: str, check, proc: subprocess.Popen, deadline_s: float) -> float:

@@ -17,33 +17,10 @@ import pytest
 import yaml
 
 from careful_monitor.demo import scenario, write_scenario
+from tests.procs import cm, http_json, http_status, output, spawn
 
 pytestmark = pytest.mark.integration
 WINDOWS = 12
-
-
-def cm(*args: str, **kw) -> subprocess.CompletedProcess:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREFUL_MONITOR_")}
-    return subprocess.run([sys.executable, "-m", "careful_monitor.cli", *args], capture_output=True, env=env,
-                          timeout=300, **kw)
-
-
-def spawn(*args: str) -> subprocess.Popen:
-    """The CLI as a subprocess; its output goes to a file (`output(proc)`), never to a pipe nobody drains,
-    which would block the process on its own log lines (a broker restart logs many) and stall its SIGTERM."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("CAREFUL_MONITOR_")}
-    log = tempfile.TemporaryFile()  # noqa: SIM115 - lives as long as the process; closed with it
-    proc = subprocess.Popen([sys.executable, "-m", "careful_monitor.cli", *args], stdout=log,
-                            stderr=subprocess.STDOUT, env=env)
-    proc.log = log  # type: ignore[attr-defined]
-    return proc
-
-
-def output(proc: subprocess.Popen) -> str:
-    """What a spawned process printed so far (the tail is what a failing assertion shows)."""
-    log = proc.log  # type: ignore[attr-defined]
-    log.seek(0)
-    return log.read().decode(errors="replace")
 
 
 @pytest.fixture(scope="module")
@@ -274,19 +251,6 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _status(url: str) -> int:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status
-    except urllib.error.HTTPError as e:
-        return e.code
-    except OSError:
-        return 0
-
-
 def _committed(bootstrap: str, group: str, topic: str) -> dict[int, int | None]:
     """The group's committed offsets, read without joining the group."""
     from kafka import KafkaConsumer, TopicPartition
@@ -331,7 +295,7 @@ def test_store_outage_stops_commits_and_loses_nothing(tmp_path, kafka_bootstrap,
             wait_windows(cfg, 2, proc)
             subprocess.run([str(pg), "stop", str(datadir / "pg")], check=True, timeout=120, capture_output=True)
             deadline = time.monotonic() + 60
-            while _status(f"http://127.0.0.1:{http}/readyz") != 503:
+            while http_status(f"http://127.0.0.1:{http}/readyz") != 503:
                 assert time.monotonic() < deadline, "never reported not-ready while the store was down"
                 time.sleep(0.3)
             group = doc["kafka"]["group"]
@@ -343,7 +307,7 @@ def test_store_outage_stops_commits_and_loses_nothing(tmp_path, kafka_bootstrap,
             subprocess.run([str(pg), "start", str(datadir / "pg"), str(port)], check=True, timeout=120,
                            capture_output=True)
             wait_windows(cfg, WINDOWS, proc)
-            assert _status(f"http://127.0.0.1:{http}/readyz") == 200
+            assert http_status(f"http://127.0.0.1:{http}/readyz") == 200
             proc.send_signal(signal.SIGTERM)
             assert proc.wait(timeout=60) == 0
         finally:
@@ -377,19 +341,6 @@ def test_broker_restart_mid_stream_loses_nothing(tmp_path, kafka_broker, scenari
     assert_same_as_replay(cfg, replay_reference)
 
 
-def _readyz(url: str) -> tuple[int, dict]:
-    import urllib.error
-    import urllib.request
-
-    try:
-        with urllib.request.urlopen(url, timeout=5) as r:
-            return r.status, json.loads(r.read())
-    except urllib.error.HTTPError as e:
-        return e.code, json.loads(e.read() or b"{}")
-    except OSError:
-        return 0, {}
-
-
 def test_run_waits_not_ready_for_an_unregistered_dataset_then_consumes(tmp_path, kafka_bootstrap,
                                                                         scenario_files) -> None:
     """Issue 14: a mix dataset not registered yet keeps `run` up and not-ready (a restart loop under
@@ -414,11 +365,11 @@ def test_run_waits_not_ready_for_an_unregistered_dataset_then_consumes(tmp_path,
     url = f"http://127.0.0.1:{http}/readyz"
     try:
         deadline = time.monotonic() + 30
-        while not (_readyz(url)[0] == 503 and "not ready, waiting" in output(proc)):
+        while not (http_json(url)[0] == 503 and "not ready, waiting" in output(proc)):
             assert proc.poll() is None, "run exited instead of waiting:\n" + output(proc)[-3000:]
             assert time.monotonic() < deadline, "never served a not-ready /readyz:\n" + output(proc)[-3000:]
             time.sleep(0.2)
-        status, body = _readyz(url)
+        status, body = http_json(url)
         assert status == 503 and body["ready"] is False and body["store"] is True, body
         waiting = [line for line in output(proc).splitlines() if "not ready, waiting" in line]
         assert len(waiting) == 1 and "WARNING" in waiting[0], waiting  # one line, not one per re-check
@@ -427,12 +378,12 @@ def test_run_waits_not_ready_for_an_unregistered_dataset_then_consumes(tmp_path,
         assert scenario.COLLAPSED in body["reason"] and "datasets register" in body["reason"], body
         assert cm("simulate", "--config", str(cfg), "--file", str(events)).returncode == 0
         time.sleep(1.5)  # two re-checks: still waiting, and nothing consumed meanwhile (a bounded pause, not a wait)
-        assert proc.poll() is None and _readyz(url)[0] == 503
+        assert proc.poll() is None and http_json(url)[0] == 503
         assert stored(cfg)[0] == []
         r = cm("datasets", "register", "--config", str(cfg), str(scenario_files[f"card:{scenario.COLLAPSED}"]))
         assert r.returncode == 0, r.stderr.decode()
         deadline = time.monotonic() + 30
-        while _readyz(url)[0] != 200:
+        while http_json(url)[0] != 200:
             assert proc.poll() is None, output(proc)[-3000:]
             assert time.monotonic() < deadline, "not ready after the dataset was registered:\n" + output(proc)[-3000:]
             time.sleep(0.2)

@@ -74,3 +74,37 @@ def store_copy(config_path, dest):
     dest.write_bytes(Path(base.store_url.removeprefix("sqlite:///")).read_bytes())
     cfg = base.model_copy(update={"store": base.store.model_copy(update={"url": f"sqlite:///{dest}"})})
     return cfg, Store(cfg.store_url)
+
+
+@pytest.fixture
+def fresh(registered, tmp_path):
+    """A factory of copies of the module's `registered` store (its fixture's first item is the config
+    path): fresh("a", dedup_ids=...) -> (cfg, open Store), with `limits` overridden; closed after the test."""
+    opened = []
+
+    def make(name: str, **limits):
+        cfg, store = store_copy(registered[0], tmp_path / f"{name}.db")
+        if limits:
+            cfg = cfg.model_copy(update={"limits": cfg.limits.model_copy(update=limits)})
+        opened.append(store)
+        return cfg, store
+
+    yield make
+    for s in opened:
+        s.close()
+
+
+def new_pipeline(cfg, store):
+    """A new pipeline from the store, as a new process would build it (a fixed clock)."""
+    from prometheus_client import CollectorRegistry
+
+    from careful_monitor.runtime.pipeline import Pipeline
+    from careful_monitor.sinks.prometheus import Metrics
+
+    return Pipeline(cfg, store, Metrics(CollectorRegistry()), clock=lambda: 1_800_000_000.0)
+
+
+def stored_results(store) -> tuple[list[dict], list[dict]]:
+    """The demo model's window results and alerts as stored, created_at excluded."""
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "created_at"} for r in rows]  # noqa: E731
+    return strip(store.last_windows(scenario.MODEL, 10_000)), strip(store.list_alerts())

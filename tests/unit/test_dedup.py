@@ -10,15 +10,13 @@ from pathlib import Path
 
 import orjson
 import pytest
-from prometheus_client import CollectorRegistry
 
 from careful_monitor.demo import scenario
 from careful_monitor.runtime.dedup import SeenIds, id_hash, unpack_hashes
 from careful_monitor.runtime.pipeline import Pipeline
 from careful_monitor.runtime.replay import ReplayStats, replay
-from careful_monitor.sinks.prometheus import Metrics
 from careful_monitor.store import Store
-from tests.unit.conftest import register_scenario, store_copy
+from tests.unit.conftest import new_pipeline, register_scenario, stored_results
 
 BATCH = 500
 
@@ -44,28 +42,6 @@ def good_lines(registered) -> list[bytes]:
     return out
 
 
-@pytest.fixture
-def fresh(registered, tmp_path):
-    """A factory of copies of the registered store: fresh("a", dedup_ids=...) -> (cfg, store)."""
-    opened: list[Store] = []
-
-    def make(name: str, **limits):
-        cfg, store = store_copy(registered[0], tmp_path / f"{name}.db")
-        if limits:
-            cfg = cfg.model_copy(update={"limits": cfg.limits.model_copy(update=limits)})
-        opened.append(store)
-        return cfg, store
-
-    yield make
-    for s in opened:
-        s.close()
-
-
-def _pipeline(cfg, store) -> Pipeline:
-    """A new pipeline from the store, as a new process would build it."""
-    return Pipeline(cfg, store, Metrics(CollectorRegistry()), clock=lambda: 1_800_000_000.0)
-
-
 def _events(p: Pipeline, outcome: str) -> float:
     value = p.metrics.registry.get_sample_value("careful_monitor_events_total",
                                                 {"model": scenario.MODEL, "outcome": outcome})
@@ -76,11 +52,6 @@ def _stdin(p: Pipeline, monkeypatch, lines: list[bytes], **kw) -> ReplayStats:
     """`replay -` of these lines (stdin: no file identity, nothing skipped by position)."""
     monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(b"\n".join(lines) + b"\n")))
     return replay(p, ["-"], batch_lines=BATCH, **kw)
-
-
-def _stored(store: Store) -> tuple[list[dict], list[dict]]:
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "created_at"} for r in rows]  # noqa: E731
-    return strip(store.last_windows(scenario.MODEL, 10_000)), strip(store.list_alerts())
 
 
 def _stored_ids(store: Store, last: int = 10**6) -> list[int]:
@@ -111,10 +82,10 @@ def _without_id(line: bytes, value: object = "drop") -> bytes:
 def reference(fresh, good_lines, monkeypatch):
     """Windows, alerts and open-window size of one replay of the good lines, each once."""
     cfg, store = fresh("ref")
-    p = _pipeline(cfg, store)
+    p = new_pipeline(cfg, store)
     s = _stdin(p, monkeypatch, good_lines)
     assert s.duplicates == 0 and s.accepted == len(good_lines) and s.windows >= 3
-    return _stored(store), _open(p)
+    return stored_results(store), _open(p)
 
 
 def test_duplicates_in_a_batch_and_across_batches_count_once(fresh, good_lines, reference, tmp_path) -> None:
@@ -130,31 +101,31 @@ def test_duplicates_in_a_batch_and_across_batches_count_once(fresh, good_lines, 
     path = tmp_path / "with-duplicates.jsonl"
     path.write_bytes(b"\n".join(lines) + b"\n")
     cfg, store = fresh("dups")
-    p = _pipeline(cfg, store)
+    p = new_pipeline(cfg, store)
     s = replay(p, [str(path)], batch_lines=BATCH)
     assert (s.lines, s.accepted, s.duplicates, s.rejected) == (len(lines), len(good_lines), n_dup, {})
     assert (_events(p, "accepted"), _events(p, "duplicate"), _events(p, "rejected")) == (len(good_lines), n_dup, 0)
-    assert (_stored(store), _open(p)) == reference  # the same windows (n_events, every statistic) and alerts
-    windows, _ = _stored(store)
+    assert (stored_results(store), _open(p)) == reference  # the same windows (n_events, every statistic) and alerts
+    windows, _ = stored_results(store)
     assert sum(w["n_events"] for w in windows) + _open(p) == len(good_lines)
 
 
 def test_stdin_replayed_twice_and_a_rewritten_file_add_nothing(fresh, good_lines, reference, tmp_path,
                                                                monkeypatch) -> None:
     cfg, store = fresh("stdin")
-    first = _stdin(_pipeline(cfg, store), monkeypatch, good_lines)
+    first = _stdin(new_pipeline(cfg, store), monkeypatch, good_lines)
     assert first.duplicates == 0
-    p = _pipeline(cfg, store)  # a new process: the seen ids come from the store
+    p = new_pipeline(cfg, store)  # a new process: the seen ids come from the store
     again = _stdin(p, monkeypatch, good_lines)
     assert (again.lines, again.accepted, again.duplicates, again.windows) == (len(good_lines), 0, len(good_lines), 0)
     assert _events(p, "duplicate") == len(good_lines) and _events(p, "accepted") == 0
     # another file (other bytes, so another source by position) carrying the same ids
     rewritten = tmp_path / "rewritten.jsonl"
     rewritten.write_bytes(b"\n".join(orjson.dumps({**orjson.loads(x), "note": "resent"}) for x in good_lines) + b"\n")
-    p = _pipeline(cfg, store)
+    p = new_pipeline(cfg, store)
     third = replay(p, [str(rewritten)], batch_lines=BATCH)
     assert not third.skipped and (third.accepted, third.duplicates) == (0, len(good_lines))
-    assert (_stored(store), _open(p)) == reference
+    assert (stored_results(store), _open(p)) == reference
 
 
 def test_events_without_an_id_are_never_dropped(fresh, good_lines, monkeypatch) -> None:
@@ -162,34 +133,34 @@ def test_events_without_an_id_are_never_dropped(fresh, good_lines, monkeypatch) 
     no_id += [_without_id(x, v) for x in good_lines[300:400] for v in (None, "", 1.5, True)][:300]
     cfg, store = fresh("no-id")
     for _ in range(2):
-        p = _pipeline(cfg, store)
+        p = new_pipeline(cfg, store)
         s = _stdin(p, monkeypatch, no_id)
         assert (s.accepted, s.duplicates) == (600, 0)
         assert _events(p, "duplicate") == 0
     assert _stored_ids(store) == []
-    assert _open(_pipeline(cfg, store)) == 1_200 - 1_000  # counted twice: one window closed
+    assert _open(new_pipeline(cfg, store)) == 1_200 - 1_000  # counted twice: one window closed
 
 
 def test_an_integer_id_is_its_decimal_string(fresh, good_lines, monkeypatch) -> None:
     cfg, store = fresh("int-id")
-    p = _pipeline(cfg, store)
+    p = new_pipeline(cfg, store)
     s = _stdin(p, monkeypatch, [_without_id(good_lines[0], 42), _without_id(good_lines[1], "42")])
     assert (s.accepted, s.duplicates) == (1, 1)
 
 
 def test_the_bound_evicts_the_oldest_ids(fresh, good_lines, monkeypatch) -> None:
     cfg, store = fresh("bound", dedup_ids=50)
-    _stdin(_pipeline(cfg, store), monkeypatch, good_lines[:100])  # ids 0..99: 50..99 kept
+    _stdin(new_pipeline(cfg, store), monkeypatch, good_lines[:100])  # ids 0..99: 50..99 kept
     assert _stored_ids(store, 50) == _hashes(good_lines[50:100])
-    p = _pipeline(cfg, store)
+    p = new_pipeline(cfg, store)
     old = _stdin(p, monkeypatch, good_lines[:10])  # evicted: new again; they push out 50..59
     assert (old.accepted, old.duplicates) == (10, 0)
-    p = _pipeline(cfg, store)
+    p = new_pipeline(cfg, store)
     recent = _stdin(p, monkeypatch, good_lines[60:100] + good_lines[50:60])  # 60..99 kept, 50..59 not
     assert (recent.accepted, recent.duplicates) == (10, 40)
     assert _stored_ids(store, 50) == _hashes(good_lines[70:100] + good_lines[:10] + good_lines[50:60])
     assert len(store.load_seen_ids(scenario.MODEL, 50)) == 3  # one row per batch
-    _stdin(_pipeline(cfg, store), monkeypatch, good_lines[200:300])
+    _stdin(new_pipeline(cfg, store), monkeypatch, good_lines[200:300])
     rows = store.load_seen_ids(scenario.MODEL, 10**6)
     assert [first for first, _ in rows] == [121]  # the rows whose ids all left the last 50 are deleted
 
@@ -197,7 +168,7 @@ def test_the_bound_evicts_the_oldest_ids(fresh, good_lines, monkeypatch) -> None
 def test_dedup_ids_0_turns_it_off(fresh, good_lines, monkeypatch) -> None:
     cfg, store = fresh("off", dedup_ids=0)
     for _ in range(2):
-        s = _stdin(_pipeline(cfg, store), monkeypatch, good_lines[:300])
+        s = _stdin(new_pipeline(cfg, store), monkeypatch, good_lines[:300])
         assert (s.accepted, s.duplicates) == (300, 0)
     assert _stored_ids(store) == []
 
@@ -206,13 +177,13 @@ def test_restart_reads_every_event_again_and_records_the_ids(fresh, good_lines, 
     path = tmp_path / "events.jsonl"
     path.write_bytes(b"\n".join(good_lines[:600] + good_lines[:10]) + b"\n")  # ends with 10 repeated ids
     cfg, store = fresh("restart")
-    s1 = replay(_pipeline(cfg, store), [str(path)], batch_lines=BATCH)
+    s1 = replay(new_pipeline(cfg, store), [str(path)], batch_lines=BATCH)
     assert (s1.accepted, s1.duplicates) == (600, 10)
-    p = _pipeline(cfg, store)
+    p = new_pipeline(cfg, store)
     s2 = replay(p, [str(path)], batch_lines=BATCH, restart=True)  # --restart: recounted, none dropped
     assert (s2.accepted, s2.duplicates, _events(p, "duplicate")) == (610, 0, 0)
     assert _open(p) == 1_210 - 1_000
-    again = _stdin(_pipeline(cfg, store), monkeypatch, good_lines[:600])  # the ids are still recorded
+    again = _stdin(new_pipeline(cfg, store), monkeypatch, good_lines[:600])  # the ids are still recorded
     assert (again.accepted, again.duplicates) == (0, 600)
 
 
@@ -225,7 +196,7 @@ def test_ids_are_stored_with_the_state_that_counts_them(fresh, good_lines, refer
     """A batch whose store transaction fails leaves no ids behind, so replaying the input again counts
     the events of that batch (and after it) once, and those before it not again."""
     cfg, store = fresh("crash")
-    p = _pipeline(cfg, store)
+    p = new_pipeline(cfg, store)
     commit = store.commit_batch
     calls = []
 
@@ -240,10 +211,10 @@ def test_ids_are_stored_with_the_state_that_counts_them(fresh, good_lines, refer
         _stdin(p, monkeypatch, good_lines)
     monkeypatch.setattr(store, "commit_batch", commit)
     assert _stored_ids(store) == _hashes(good_lines[:(k - 1) * BATCH])
-    p = _pipeline(cfg, store)
+    p = new_pipeline(cfg, store)
     s = _stdin(p, monkeypatch, good_lines)
     assert (s.duplicates, s.accepted) == ((k - 1) * BATCH, len(good_lines) - (k - 1) * BATCH)
-    assert (_stored(store), _open(p)) == reference
+    assert (stored_results(store), _open(p)) == reference
 
 
 def test_seen_ids_keep_exactly_the_last_capacity_ids() -> None:

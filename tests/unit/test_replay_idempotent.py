@@ -6,14 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from prometheus_client import CollectorRegistry
 
 from careful_monitor.demo import scenario
-from careful_monitor.runtime.pipeline import Pipeline
 from careful_monitor.runtime.replay import HEAD_BYTES, REPLAY_GROUP, locate_source, replay
-from careful_monitor.sinks.prometheus import Metrics
-from careful_monitor.store import Store
-from tests.unit.conftest import register_scenario, store_copy
+from tests.unit.conftest import new_pipeline, register_scenario, stored_results
 
 
 @pytest.fixture(scope="module")
@@ -21,52 +17,26 @@ def registered(tmp_path_factory) -> tuple[Path, Path]:
     return register_scenario(tmp_path_factory.mktemp("replay-idem"), seed=5, windows=12)  # drift from window 8
 
 
-@pytest.fixture
-def fresh(registered, tmp_path):
-    """A factory of copies of the registered store: fresh("a") -> (cfg, store)."""
-    opened: list[Store] = []
-
-    def make(name: str):
-        cfg, store = store_copy(registered[0], tmp_path / f"{name}.db")
-        opened.append(store)
-        return cfg, store
-
-    yield make
-    for s in opened:
-        s.close()
-
-
-def _pipeline(cfg, store) -> Pipeline:
-    """A new pipeline from the store, as a new process would build it."""
-    return Pipeline(cfg, store, Metrics(CollectorRegistry()), clock=lambda: 1_800_000_000.0)
-
-
-def _stored(store: Store) -> tuple[list[dict], list[dict]]:
-    """Window results and alerts as stored, created_at excluded."""
-    strip = lambda rows: [{k: v for k, v in r.items() if k != "created_at"} for r in rows]  # noqa: E731
-    return strip(store.last_windows(scenario.MODEL, 10_000)), strip(store.list_alerts())
-
-
 def _reference(fresh, events: Path, name: str = "ref") -> tuple[list[dict], list[dict]]:
     cfg, store = fresh(name)
-    replay(_pipeline(cfg, store), [str(events)], batch_lines=500)
-    return _stored(store)
+    replay(new_pipeline(cfg, store), [str(events)], batch_lines=500)
+    return stored_results(store)
 
 
 def test_finished_file_replayed_twice_stores_the_same_windows(fresh, registered) -> None:
     _, events = registered
     cfg, store = fresh("twice")
-    first = replay(_pipeline(cfg, store), [str(events)], batch_lines=500)
-    once = _stored(store)
+    first = replay(new_pipeline(cfg, store), [str(events)], batch_lines=500)
+    once = stored_results(store)
     assert first.windows == len(once[0]) > 0 and not first.skipped
-    p = _pipeline(cfg, store)
+    p = new_pipeline(cfg, store)
     last_ts = p.monitors[scenario.MODEL].last_ts
     again = replay(p, [str(events)], batch_lines=500)
     assert again.lines == again.accepted == again.windows == 0
     assert [s.path for s in again.skipped] == [str(events)]
     size = events.stat().st_size
     assert again.skipped[0].message() == f"already replayed: {events} ({size} bytes); --restart re-reads it"
-    assert _stored(store) == once  # no doubled windows
+    assert stored_results(store) == once  # no doubled windows
     assert p.monitors[scenario.MODEL].last_ts == last_ts  # event time did not go backwards
     topic, position = locate_source(store, events)
     assert position == size and topic.startswith(f"{HEAD_BYTES}:")
@@ -82,12 +52,12 @@ def test_appended_file_resumes_and_equals_one_replay(fresh, registered, tmp_path
     first_size = growing.stat().st_size
     assert (first_size < HEAD_BYTES) == (cut_lines == 150)
     cfg, store = fresh("grow")
-    s1 = replay(_pipeline(cfg, store), [str(growing)], batch_lines=500)
+    s1 = replay(new_pipeline(cfg, store), [str(growing)], batch_lines=500)
     growing.write_bytes(b"".join(lines))  # appended: the same head, a larger size
-    s2 = replay(_pipeline(cfg, store), [str(growing)], batch_lines=500)
+    s2 = replay(new_pipeline(cfg, store), [str(growing)], batch_lines=500)
     assert s2.resumed_at == {str(growing): first_size} and not s2.skipped
     assert s1.lines + s2.lines == len([x for x in lines if x.strip()])
-    assert _stored(store) == _reference(fresh, events)
+    assert stored_results(store) == _reference(fresh, events)
 
 
 class Crash(Exception):
@@ -106,11 +76,11 @@ def test_crash_after_k_batches_then_replay_equals_one_replay(fresh, registered, 
             raise Crash
 
     with pytest.raises(Crash):
-        replay(_pipeline(cfg, store), [str(events)], batch_lines=500, on_progress=crash_after_k)
+        replay(new_pipeline(cfg, store), [str(events)], batch_lines=500, on_progress=crash_after_k)
     assert 0 < locate_source(store, events)[1] < events.stat().st_size
-    again = replay(_pipeline(cfg, store), [str(events)], batch_lines=500)  # a new process
+    again = replay(new_pipeline(cfg, store), [str(events)], batch_lines=500)  # a new process
     assert str(events) in again.resumed_at
-    windows, alerts = _stored(store)
+    windows, alerts = stored_results(store)
     ref_windows, ref_alerts = _reference(fresh, events)
     assert [w["window"] for w in windows] == list(range(len(ref_windows)))
     assert (windows, alerts) == (ref_windows, ref_alerts) and ref_alerts
@@ -119,8 +89,8 @@ def test_crash_after_k_batches_then_replay_equals_one_replay(fresh, registered, 
 def test_restart_rereads_and_overwrites_the_position(fresh, registered) -> None:
     _, events = registered
     cfg, store = fresh("restart")
-    s1 = replay(_pipeline(cfg, store), [str(events)])
-    s2 = replay(_pipeline(cfg, store), [str(events)], restart=True)
+    s1 = replay(new_pipeline(cfg, store), [str(events)])
+    s2 = replay(new_pipeline(cfg, store), [str(events)], restart=True)
     assert s2.lines == s1.lines > 0 and not s2.skipped and not s2.resumed_at
     assert s2.windows >= s1.windows - 1  # recounted as new events, numbering continues
     assert locate_source(store, events)[1] == events.stat().st_size
@@ -134,7 +104,7 @@ def test_a_different_file_is_a_new_source(fresh, registered, tmp_path) -> None:
     a.write_bytes(b"".join(lines[:100]))
     b.write_bytes(b"".join(lines[100:200]))
     cfg, store = fresh("two")
-    replay(_pipeline(cfg, store), [str(a)])
-    s = replay(_pipeline(cfg, store), [str(b), str(a)])
+    replay(new_pipeline(cfg, store), [str(a)])
+    s = replay(new_pipeline(cfg, store), [str(b), str(a)])
     assert s.lines == len([x for x in lines[100:200] if x.strip()])
     assert [x.path for x in s.skipped] == [str(a)]
