@@ -33,9 +33,11 @@ delta = window - anchor and d_s = S - anchor for every synthetic set S:
 dependence between features (x2 = +-x1 with a random sign in reality, x2 independent of x1 in a naive
 per-column generator) has d ~ 0 there and could never be blamed. So the stacked vector gains one more
 block, a mean embedding of the rows: each row's copula scores z (normal scores through the *anchor's*
-CDFs: the anchor's joint sample, each synthetic set's own joint sample and the window's rows all
-live in that one space) go through D random Fourier features phi(z) (the MMD test's construction,
-`comparisons.mmd`: frequencies from the generator passed in, bandwidths from the anchor's sample),
+CDFs) and category codes (the *anchor's* top categories, one-hot: the anchor's joint sample, each
+synthetic set's own joint sample and the window's rows all live in that one space) go through D random
+Fourier features phi(z) (the MMD test's construction, `comparisons.mmd.fourier_map`: frequencies from the
+generator passed in, bandwidths from the anchor's sample, a categorical feature weighing at most what a
+numeric one does), so a set that lost the dependence between a categorical and a numeric feature is seen too,
 whitened by the anchor's feature covariance S (y = c S^-1/2 (phi - mu_anchor), on the eigen-directions
 MMD keeps, rank r) and scaled by a weight c. A mean embedding is linear in a mixture exactly as a
 histogram is (the window's mean of phi is the mixture of the references' means), so the same fit,
@@ -67,7 +69,7 @@ import numpy as np
 from scipy.optimize import nnls
 
 from careful_monitor.engine.comparisons.copula import MIN_ROWS
-from careful_monitor.engine.comparisons.mmd import random_frequencies, whitening
+from careful_monitor.engine.comparisons.mmd import fourier_map, whitening
 from careful_monitor.engine.profile import ReferenceProfile
 from careful_monitor.engine.types import Attribution
 
@@ -83,45 +85,68 @@ JOINT_BANDWIDTHS = (0.5, 0.25)
 
 @dataclass(frozen=True, slots=True)
 class JointReferences:
-    """The references' joint samples as copula scores of one feature list (the anchor's order and CDFs).
+    """The references' joint samples as copula scores and category codes of one feature list (the anchor's
+    order, CDFs and categories).
 
     `synthetic` holds the sets whose own joint sample covers every one of `features`; a set without one
-    (its anchor had none, or it lacks a feature) simply has no joint block.
+    (its anchor had none, or it lacks a feature) simply has no joint block. `categorical` holds the anchor's
+    categorical joint features that every such set's sample holds too: a set stored before format 3 has
+    none, and then the block embeds the numeric features only, as it did before.
     """
 
-    features: tuple[str, ...]
+    features: tuple[str, ...]  # numeric
     anchor: np.ndarray  # N_anchor x len(features)
     synthetic: Mapping[str, np.ndarray]  # N_S x len(features), scored through the anchor's CDFs
+    categorical: tuple[str, ...] = ()
+    levels: tuple[int, ...] = ()  # codes of each categorical feature
+    anchor_codes: np.ndarray | None = None  # N_anchor x len(categorical)
+    synthetic_codes: Mapping[str, np.ndarray] | None = None  # N_S x len(categorical), the anchor's codes
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        """The embedded features: numeric, then categorical (the columns of the window's scores, then codes)."""
+        return (*self.features, *self.categorical)
+
+    def codes_of(self, name: str | None) -> np.ndarray:
+        """The anchor's (None) or a set's codes, rows x categorical (no columns without categorical features)."""
+        codes = self.anchor_codes if name is None else (self.synthetic_codes or {}).get(name)
+        if codes is None:
+            rows = len(self.anchor if name is None else self.synthetic[name])
+            return np.zeros((rows, 0), dtype=np.intp)
+        return codes
 
     @classmethod
     def from_profiles(cls, anchor: ReferenceProfile, synthetic: Mapping[str, ReferenceProfile],
                       features: Sequence[str]) -> JointReferences | None:
         """The anchor's joint features among `features`, or None when fewer than two."""
-        if anchor.joint is None:
+        aj = anchor.joint
+        if aj is None:
             return None
-        names = tuple(f for f in anchor.joint.features if f in set(features))
-        if len(names) < 2:
+        wanted = set(features)
+        names = tuple(f for f in aj.features if f in wanted)
+        held = [(name, prof.joint) for name, prof in synthetic.items() if prof.joint is not None
+                and set(names) <= set(prof.joint.features) and len(prof.joint.sample) >= MIN_ROWS]
+        cats = tuple(f for f in aj.categorical if f in wanted and all(f in j.categorical for _, j in held))
+        if len(names) + len(cats) < 2:
             return None
-        a_idx = [anchor.joint.features.index(f) for f in names]
-        sets: dict[str, np.ndarray] = {}
-        for name, prof in synthetic.items():
-            j = prof.joint
-            if j is None or not set(names) <= set(j.features) or len(j.sample) < MIN_ROWS:
-                continue
-            sets[name] = j.sample[:, [j.features.index(f) for f in names]].astype(float)
-        return cls(names, anchor.joint.sample[:, a_idx].astype(float), sets)
+        sets = {name: j.sample[:, [j.features.index(f) for f in names]].astype(float) for name, j in held}
+        set_codes = {name: j.codes[:, [j.categorical.index(f) for f in cats]].astype(np.intp) for name, j in held}
+        c_idx = [aj.categorical.index(f) for f in cats]
+        return cls(names, aj.sample[:, [aj.features.index(f) for f in names]].astype(float), sets, cats,
+                   tuple(aj.levels[i] for i in c_idx), aj.codes[:, c_idx].astype(np.intp), set_codes)
 
 
 class _JointBlock:
     """The joint block's precomputed terms (see the module docstring): frequencies, whitening, directions."""
 
-    __slots__ = ("D", "b", "b32", "gram", "mu", "noise", "rank", "w", "w32", "weight2", "whiten")
+    __slots__ = ("D", "fmap32", "gram", "mu", "noise", "rank", "weight2", "whiten")
 
     def __init__(self, refs: JointReferences, names: Sequence[str], rng: np.random.Generator,
                  marginal_noise: float) -> None:
-        self.w, self.b = random_frequencies(refs.anchor, rng, JOINT_FEATURES, JOINT_BANDWIDTHS)
-        self.w32, self.b32 = self.w.astype(np.float32), self.b.astype(np.float32)
-        mu, whiten, _ = whitening(self._phi(refs.anchor).astype(float))
+        a_codes = refs.codes_of(None)
+        self.fmap32 = fourier_map(refs.anchor, a_codes, refs.levels, rng, JOINT_FEATURES,
+                                  JOINT_BANDWIDTHS).astype(np.float32)
+        mu, whiten, _ = whitening(self._phi(refs.anchor, a_codes).astype(float))
         self.rank = whiten.shape[1]
         self.weight2 = marginal_noise / max(self.rank, 1)
         self.mu, self.whiten = mu, whiten * math.sqrt(self.weight2)  # y = c S^-1/2 (phi - mu)
@@ -135,7 +160,7 @@ class _JointBlock:
             z = refs.synthetic.get(name)
             if z is None:
                 continue
-            y = self.embed(z)
+            y = self.embed(z, refs.codes_of(name))
             self.D[:, j] = y.mean(axis=0)
             self.noise[j, j] = anchor_noise + float(y.var(axis=0, ddof=1).sum()) / len(y)
             has[j] = True
@@ -143,19 +168,18 @@ class _JointBlock:
         self.noise[shared] = anchor_noise
         self.gram = self.D.T @ self.D
 
-    def embed(self, z: np.ndarray) -> np.ndarray:
-        """Rows of copula scores -> whitened, weighted, anchor-centred random-feature rows y."""
-        return (self._phi(z) - self.mu) @ self.whiten
+    def embed(self, z: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """Rows of copula scores and category codes -> whitened, weighted, anchor-centred random-feature rows y."""
+        return (self._phi(z, codes) - self.mu) @ self.whiten
 
-    def mean_embedding(self, z: np.ndarray) -> np.ndarray:
-        """The mean of `embed(z)`, whitening the mean instead of every row (D x r once, not n times)."""
-        return (self._phi(z).mean(axis=0, dtype=np.float64) - self.mu) @ self.whiten
+    def mean_embedding(self, z: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """The mean of `embed(z, codes)`, whitening the mean instead of every row (D x r once, not n times)."""
+        return (self._phi(z, codes).mean(axis=0, dtype=np.float64) - self.mu) @ self.whiten
 
-    def _phi(self, z: np.ndarray) -> np.ndarray:
+    def _phi(self, z: np.ndarray, codes: np.ndarray) -> np.ndarray:
         """phi(z) = sqrt(2/D) cos(z W + b) in float32: numpy's float32 cosine is vectorised (~20x faster than
         float64's at 1,000 x 128), and its ~1e-7 error is far below a window mean's sampling noise (~1/sqrt(n))."""
-        arg = z.astype(np.float32) @ self.w32 + self.b32
-        return np.float32(math.sqrt(2.0 / len(self.b))) * np.cos(arg)
+        return self.fmap32.features(z, codes)
 
 
 def _norm(c: np.ndarray) -> np.ndarray:
@@ -181,7 +205,8 @@ class AttributionModel:
 
     With `joint` (the references' joint samples) and `rng` (the random Fourier features' frequencies:
     pass a generator seeded with a constant, so every process derives the same ones) the fit space
-    gains the joint block; `attribute` then takes the window's copula scores of `joint.features`.
+    gains the joint block; `attribute` then takes the window's copula scores of `joint.features` and
+    category codes of `joint.categorical` (`joint_features` names both, in that order).
     """
 
     def __init__(self, anchor_counts: dict[str, np.ndarray], synthetic_counts: dict[str, dict[str, np.ndarray]],
@@ -212,18 +237,40 @@ class AttributionModel:
             self.feats[f] = _Feature(pa, D, noise)
         self.joint: _JointBlock | None = None
         self.joint_features: tuple[str, ...] = ()
+        self.joint_categorical = 0  # the last this many of `joint_features` are categorical
         if joint is not None and joint.synthetic and k:
             if rng is None:
                 raise ValueError("a joint block needs the generator of its random features (rng)")
-            marginal = sum(float((self.anchor[f] * (1 - self.anchor[f])).sum()) for f in joint.features
-                           if f in self.anchor) or float(len(joint.features))
+            marginal = sum(float((self.anchor[f] * (1 - self.anchor[f])).sum()) for f in joint.names
+                           if f in self.anchor) or float(len(joint.names))
             self.joint = _JointBlock(joint, self.names, rng, marginal)
-            self.joint_features = joint.features
+            self.joint_features = joint.names
+            self.joint_categorical = len(joint.categorical)
+
+    def joint_columns(self, names: Sequence[str], scores: np.ndarray | None, codes: np.ndarray | None
+                      ) -> tuple[np.ndarray, np.ndarray] | None:
+        """The joint block's (scores, codes) among a window's complete rows of `names` (numeric names the
+        columns of `scores`, then categorical ones those of `codes`); None when a block feature is missing."""
+        if self.joint is None or scores is None:
+            return None
+        if tuple(names) == self.joint_features:
+            return scores, codes if codes is not None else np.zeros((len(scores), 0), dtype=np.intp)
+        p = len(names) - (codes.shape[1] if codes is not None else 0)
+        cols = {f: i for i, f in enumerate(names)}
+        if not set(self.joint_features) <= cols.keys():
+            return None
+        k = len(self.joint_features) - self.joint_categorical
+        num = [cols[f] for f in self.joint_features[:k]]
+        cat = [cols[f] - p for f in self.joint_features[k:]]
+        if any(i >= p for i in num) or any(i < 0 for i in cat):
+            return None
+        return scores[:, num], (codes[:, cat] if codes is not None else np.zeros((len(scores), 0), dtype=np.intp))
 
     def attribute(self, window_counts: dict[str, np.ndarray], min_n: int = 20,
-                  joint_scores: np.ndarray | None = None) -> list[Attribution]:
+                  joint_scores: np.ndarray | None = None, joint_codes: np.ndarray | None = None) -> list[Attribution]:
         """Attribute one window: its histograms on the anchor's grid and, for the joint block, its rows'
-        copula scores of `joint_features` (rows x features, complete rows only; None: no joint block)."""
+        copula scores and category codes of `joint_features` (rows x numeric features and rows x categorical
+        ones, complete rows only, see `joint_columns`; None: no joint block)."""
         k = len(self.names)
         if k == 0:
             return []
@@ -247,7 +294,8 @@ class AttributionModel:
         jb = self.joint
         if jb is not None and joint_scores is not None and len(joint_scores) >= max(min_n, MIN_ROWS):
             n = len(joint_scores)
-            delta = jb.mean_embedding(joint_scores)
+            codes = joint_codes if joint_codes is not None else np.zeros((n, 0), dtype=np.intp)
+            delta = jb.mean_embedding(joint_scores, codes)
             G += jb.gram
             noise += jb.noise
             b += delta @ jb.D

@@ -4,7 +4,7 @@ Each feature's column is summarised once on the anchor's grid and shared by ever
 reference; the chi-square, PSI and JS of every histogram feature against every reference are then
 computed as one array computation (`column.score_histograms`), and KS and Wasserstein of a pair share
 one KS distance, so the comparisons only read what they report. Anchor comparisons (tests and
-collapse signatures, plus the window-level joint test as feature `joint`) form the window's BH
+collapse signatures, plus the window-level joint tests as feature `joint`) form the window's BH
 family at level `fdr`; a comparison is flagged when BH rejects it and its effect reaches its floor
 in `min_effect`. Comparisons against synthetic sets feed attribution and the dashboards, not the family.
 
@@ -28,9 +28,17 @@ import numpy as np
 
 from careful_monitor.engine.column import WindowColumn, reference_counts, score_histograms, summarise, summarise_probs
 from careful_monitor.engine.comparisons.catalogue import EFFECT_KEYS, SIGNATURE_NAMES, WINDOW_COMPARISONS, for_kind
-from careful_monitor.engine.comparisons.copula import WindowRows, copula_scores
+from careful_monitor.engine.comparisons.copula import WindowRows, category_codes, joint_rows
 from careful_monitor.engine.fdr import benjamini_hochberg
-from careful_monitor.engine.profile import CATEGORICAL, NUMERIC, PROBS, FeatureProfile, ProbsProfile, ReferenceProfile
+from careful_monitor.engine.profile import (
+    CATEGORICAL,
+    NUMERIC,
+    PROBS,
+    CategoricalProfile,
+    FeatureProfile,
+    ProbsProfile,
+    ReferenceProfile,
+)
 from careful_monitor.engine.types import Evidence, QualityRate, TestOutcome, TestResult
 from careful_monitor.engine.window import ProbsPart
 
@@ -47,8 +55,9 @@ class WindowEvaluation:
     flagged_features: tuple[str, ...]
     quality: tuple[QualityRate, ...]
     window_counts: dict[str, np.ndarray]  # each feature's histogram on the anchor's grid (attribution)
-    joint_features: tuple[str, ...] = ()  # the columns of `joint_scores`
+    joint_features: tuple[str, ...] = ()  # the columns of `joint_scores`, then those of `joint_codes`
     joint_scores: np.ndarray | None = None  # complete rows' copula scores on the anchor's CDFs (attribution)
+    joint_codes: np.ndarray | None = None  # the same rows' category codes on the anchor's categories
 
     @property
     def flagged(self) -> bool:
@@ -84,6 +93,10 @@ def evaluate_window(cols: Mapping[str, list[Any]], features: Mapping[str, str], 
         if kind == NUMERIC and f in joint_features:
             aligned = col.extra.get("aligned")
             joint_columns[f] = aligned if aligned is not None else _aligned_floats(values)
+        elif kind == CATEGORICAL and f in joint_features and anchor.joint is not None and f in anchor.joint.categorical:
+            assert isinstance(aprof, CategoricalProfile)
+            levels = anchor.joint.levels[anchor.joint.categorical.index(f)]
+            joint_columns[f] = category_codes(values, aprof, levels)
     # chi-square, PSI and JS of every histogram feature against every reference: one array computation
     score_histograms([(summaries[f], reference_counts(p)) for f, kind in features.items() if kind in _HISTOGRAM_KINDS
                       for p in (anchor.features[f], *(feats[f] for feats in synthetic.values() if f in feats))])
@@ -104,7 +117,7 @@ def evaluate_window(cols: Mapping[str, list[Any]], features: Mapping[str, str], 
                     raw.append((f, name, r))
         quality.extend(_quality(f, kind, col, aprof))
     joint_names: tuple[str, ...] = ()
-    joint_scores = None
+    joint_scores = joint_codes = None
     if joint_columns:
         rows = WindowRows(joint_columns)  # copula scores computed once for every window-level test and attribution
         for wc in WINDOW_COMPARISONS:
@@ -112,9 +125,9 @@ def evaluate_window(cols: Mapping[str, list[Any]], features: Mapping[str, str], 
             if r is not None:
                 anchor_idx.append(len(raw))
                 raw.append((JOINT, anchor.name, r))
-        found = copula_scores(anchor, rows)
+        found = joint_rows(anchor, rows)
         if found is not None:
-            joint_names, joint_scores = tuple(found[1]), found[2]
+            joint_names, joint_scores, joint_codes = found.names, found.scores, found.codes
     rejected = benjamini_hochberg([raw[i][2].p_value for i in anchor_idx], fdr)
     flagged_at = {i for i, rej in zip(anchor_idx, rejected, strict=True)
                   if rej and raw[i][2].effect >= min_effect.get(EFFECT_KEYS.get(raw[i][2].test, raw[i][2].test), 0.0)}
@@ -123,7 +136,7 @@ def evaluate_window(cols: Mapping[str, list[Any]], features: Mapping[str, str], 
                             for i, (f, _, r) in enumerate(raw) if i in flagged_at])
     flagged_features = tuple(sorted({raw[i][0] for i in flagged_at}))
     return WindowEvaluation(tests, tuple(evidence), flagged_features, tuple(quality), window_counts, joint_names,
-                            joint_scores)
+                            joint_scores, joint_codes)
 
 
 def _interleave(evidence: list[Evidence]) -> list[Evidence]:

@@ -22,7 +22,7 @@ from careful_monitor.engine.column import reference_counts
 from careful_monitor.engine.detectors import StreamingDetector, make_detector
 from careful_monitor.engine.evaluate import evaluate_window
 from careful_monitor.engine.policy import Policy, Transition
-from careful_monitor.engine.profile import NUMERIC, PROBS, ProbsProfile, ReferenceProfile
+from careful_monitor.engine.profile import CATEGORICAL, NUMERIC, PROBS, ProbsProfile, ReferenceProfile
 from careful_monitor.engine.state import decode_state, encode_state
 from careful_monitor.engine.types import Alert, Attribution, PolicyState, WindowResult
 from careful_monitor.engine.window import ModelBatch, OpenWindow
@@ -75,10 +75,10 @@ class ModelMonitor:
             {name: {f: reference_counts(p) for f, p in feats.items()} for name, feats in self._ref_feats.items()},
             max_share_se=spec.max_share_se,
             joint=JointReferences.from_profiles(anchor, synthetic,
-                                                [f for f, k in self.features.items() if k == NUMERIC]),
+                                                [f for f, k in self.features.items() if k in (NUMERIC, CATEGORICAL)]),
             rng=np.random.default_rng(spec.attribution_seed),
         )
-        self._joint_features = frozenset(f for f in (anchor.joint.features if anchor.joint else [])
+        self._joint_features = frozenset(f for f in (anchor.joint.names if anchor.joint else [])
                                          if f in self.features)
         self.detector_feature = next((f for f, k in self.features.items() if k == PROBS), None)
         # the open window and everything that must survive a restart
@@ -227,8 +227,9 @@ class ModelMonitor:
             probs_feature=self.detector_feature,
             probs_parts=w.probs_parts if self.detector_feature and w.probs_parts_complete() else None,
             joint_features=self._joint_features)
-        joint = ev.joint_scores if ev.joint_features == self.attribution.joint_features else None
-        attributions = tuple(self.attribution.attribute(ev.window_counts, joint_scores=joint))
+        joint = self.attribution.joint_columns(ev.joint_features, ev.joint_scores, ev.joint_codes)
+        attributions = tuple(self.attribution.attribute(ev.window_counts, joint_scores=joint[0] if joint else None,
+                                                        joint_codes=joint[1] if joint else None))
         blamed = self._blame(ev.flagged, attributions)
         transitions: list[Transition] = []
         if self._pending_detector is not None:

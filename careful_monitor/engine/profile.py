@@ -5,11 +5,14 @@ using vectorised numpy only. Numeric features are binned on the *anchor's* quant
 synthetic set of that anchor uses the same edges), so histograms of the anchor, of each synthetic
 set and of a live window are directly comparable. Nothing of the raw data is kept beyond the
 bounded joint samples: the anchor's (for the multivariate test) and each synthetic set's (for the joint
-block of attribution), both as normal scores through the *anchor's* CDFs, so every joint reference lives
-in one space. A stored profile carries `PROFILE_FORMAT` (`format`). Format 1 (before synthetic sets kept
-a joint sample) still loads, as it was: a synthetic set without a joint sample stays out of the joint
-block of attribution until it is re-registered; the service says so when it loads one. A format this
-careful-monitor does not know (a newer one) is refused with ProfileFormatError.
+block of attribution), numeric features as normal scores through the *anchor's* CDFs and categorical
+features as the *anchor's* category codes, so every joint reference lives in one space. A stored profile
+carries `PROFILE_FORMAT` (`format`). Format 1 (before synthetic sets kept a joint sample) still loads, as it
+was: a synthetic set without a joint sample stays out of the joint block of attribution until it is
+re-registered; the service says so when it loads one. Format 2 (joint samples of numeric features only)
+loads with no categorical joint columns: its categoricals stay out of the MMD test (an anchor) or out of
+attribution's joint block (a set) until it is re-registered. A format this careful-monitor does not know
+(a newer one) is refused with ProfileFormatError.
 
 >>> import numpy as np
 >>> rng = np.random.default_rng(0)
@@ -46,10 +49,15 @@ TEXT_TOP_TOKENS = 200
 TEXT_SPLIT_SEED = 15  # the anchor's vocabulary / held-out split (a constant: profiles are reproducible)
 DISTINCT_SIZES = (25, 50, 100, 200, 400, 800, 1600, 3200, 6400)
 #: version of what a stored profile holds. 2: a synthetic set keeps its own joint sample (scored on its anchor's
-#: CDFs); profiles without a version are format 1.
-PROFILE_FORMAT = 2
-#: formats `from_bytes` reads: 1 lacks synthetic joint samples (the set stays out of the joint block)
-READABLE_FORMATS = (1, 2)
+#: CDFs); 3: joint samples also hold categorical features (the anchor's category codes); profiles without a
+#: version are format 1.
+PROFILE_FORMAT = 3
+#: formats `from_bytes` reads: 1 lacks synthetic joint samples (the set stays out of the joint block), 2 lacks
+#: categorical joint columns (it simply has none)
+READABLE_FORMATS = (1, 2, 3)
+#: a categorical feature's joint column codes its anchor's this many most frequent categories, every other
+#: category (and one the anchor lacks) sharing one more code, "other"
+JOINT_CATEGORIES = 32
 
 
 def infer_kind(values: Sequence[Any], max_categories: int) -> str:
@@ -240,16 +248,36 @@ FeatureProfile = NumericProfile | CategoricalProfile | TextProfile | ProbsProfil
 
 @dataclass
 class JointProfile:
-    """A bounded joint sample of numeric features as normal scores of the anchor's CDFs.
+    """A bounded joint sample: numeric features as normal scores of the anchor's CDFs, categorical ones as codes.
 
     The anchor's feeds the multivariate tests; a synthetic set's (the anchor's joint features it
-    holds, scored through the *anchor's* CDFs, never its own) feeds the joint block of attribution,
-    so the anchor, every synthetic set and the window are embedded in one space.
+    holds, scored through the *anchor's* CDFs and coded on the *anchor's* categories, never its own)
+    feeds the joint block of attribution, so the anchor, every synthetic set and the window are
+    embedded in one space. `features`, `sample` and `corr` are the numeric part (what the correlation
+    test and the DCR gate read); `categorical` and `codes` are the same rows' categorical part: code i < levels - 1
+    is the anchor's i-th most frequent category, levels - 1 every other one (`JOINT_CATEGORIES`). A row
+    missing any joint feature is not in the sample. The multivariate test and attribution map the codes
+    to one-hot blocks (`comparisons.mmd.fourier_map`).
     """
 
     features: list[str]
     sample: np.ndarray  # rows x features, float32, normal scores (probit of the anchor CDF)
     corr: np.ndarray  # correlation matrix of the normal scores
+    categorical: list[str] = field(default_factory=list)
+    codes: np.ndarray = field(default_factory=lambda: np.zeros((0, 0), dtype=np.uint16))  # rows x categorical
+    levels: list[int] = field(default_factory=list)  # codes of each categorical feature (top categories + other)
+
+    def __post_init__(self) -> None:
+        if self.codes.shape != (len(self.sample), len(self.categorical)):
+            if self.categorical:
+                raise ValueError(f"joint codes of shape {self.codes.shape} for {len(self.sample)} rows x "
+                                 f"{len(self.categorical)} categorical features")
+            self.codes = np.zeros((len(self.sample), 0), dtype=np.uint16)
+
+    @property
+    def names(self) -> list[str]:
+        """Every joint feature: the numeric ones, then the categorical ones."""
+        return [*self.features, *self.categorical]
 
 
 @dataclass
@@ -274,9 +302,12 @@ class ReferenceProfile:
         for fname, prof in self.features.items():
             header["features"][fname] = _flatten(prof, f"f:{fname}", arrays)
         if self.joint is not None:
-            header["joint"] = {"features": self.joint.features}
+            header["joint"] = {"features": self.joint.features, "categorical": self.joint.categorical,
+                               "levels": self.joint.levels}
             arrays["joint:sample"] = self.joint.sample.astype(np.float32)
             arrays["joint:corr"] = self.joint.corr
+            if self.joint.categorical:
+                arrays["joint:codes"] = self.joint.codes.astype(np.uint16)
         arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
         buf = io.BytesIO()
         np.savez_compressed(buf, allow_pickle=True, **arrays)  # the default, named so **arrays cannot bind it
@@ -296,7 +327,11 @@ class ReferenceProfile:
         feats = {name: _unflatten(spec, f"f:{name}", arrays) for name, spec in header["features"].items()}
         joint = None
         if header["joint"] is not None:
-            joint = JointProfile(header["joint"]["features"], arrays["joint:sample"], arrays["joint:corr"])
+            spec = header["joint"]
+            cats = spec.get("categorical", [])  # format 2 and older: numeric features only
+            joint = JointProfile(spec["features"], arrays["joint:sample"], arrays["joint:corr"], cats,
+                                 arrays["joint:codes"] if cats else np.zeros((0, 0), dtype=np.uint16),
+                                 spec.get("levels", []))
         return cls(header["name"], header["role"], header["anchored_by"], header["n_rows"], feats, joint,
                    format=version)
 
@@ -394,6 +429,7 @@ def _row_floats(values: Sequence[Any]) -> np.ndarray:
 
 
 _PLAIN_NUMBERS = {int, float, type(None)}
+_STR_OR_NONE = {str, type(None)}
 
 
 def _round_counts(p: np.ndarray, n: int) -> np.ndarray:
@@ -956,14 +992,36 @@ def normal_scores(x: np.ndarray, prof: NumericProfile) -> np.ndarray:
     return ndtri(np.clip(u, 0.5 / n, 1 - 0.5 / n))
 
 
-def _joint_from_rows(rows: Mapping[str, np.ndarray], feats: dict[str, NumericProfile]) -> JointProfile | None:
+def _joint_from_rows(rows: Mapping[str, np.ndarray], feats: dict[str, NumericProfile],
+                     levels: Mapping[str, int] | None = None) -> JointProfile | None:
+    """The joint profile of row-aligned columns: numeric `feats` (scored through those CDFs) and categorical
+    `levels` (their columns already joint codes, NaN where missing); rows missing any of them are dropped."""
     names = [f for f in feats if feats[f].std > 0]
-    m = np.column_stack([rows[f] for f in names])
+    cats = list(levels or {})
+    m = np.column_stack([rows[f] for f in (*names, *cats)])
     m = m[np.isfinite(m).all(axis=1)]
     if len(m) < 2:
         return None
+    p = len(names)
     z = np.column_stack([normal_scores(m[:, j], feats[f]) for j, f in enumerate(names)])
-    return JointProfile(names, z.astype(np.float32), np.corrcoef(z, rowvar=False))
+    codes = m[:, p:].astype(np.uint16)
+    return JointProfile(names, z.astype(np.float32), np.corrcoef(z, rowvar=False), cats, codes,
+                        [int(levels[c]) for c in cats] if levels else [])
+
+
+def joint_levels(prof: CategoricalProfile) -> int:
+    """Codes of a categorical feature's joint column: its anchor's top `JOINT_CATEGORIES` categories + other."""
+    return min(len(prof.categories), JOINT_CATEGORIES) + 1
+
+
+def _joint_codes(local: np.ndarray, book: Mapping[Any, float], prof: CategoricalProfile, levels: int) -> np.ndarray:
+    """A builder's row-aligned local codes (first-seen order in `book`, NaN: missing) -> the anchor's joint codes."""
+    index, other = prof.index(), levels - 1
+    remap = np.array([min(index.get(k, other), other) for k in book if k is not None] or [other], dtype=float)
+    fin = np.isfinite(local)
+    out = np.full(len(local), np.nan)
+    out[fin] = remap[local[fin].astype(np.int64)]
+    return out
 
 
 def joint_profile(columns: dict[str, Sequence[Any]], feats: dict[str, NumericProfile], *, rows: int,
@@ -1086,10 +1144,22 @@ class ProfileBuilder:
         # synthetic set (empty: its anchor has no joint sample, so neither does the set)
         self.joint_names: frozenset[str] | None = None
         if anchor is not None:
-            self.joint_names = frozenset(anchor.joint.features if anchor.joint is not None else ())
+            self.joint_names = frozenset(anchor.joint.names if anchor.joint is not None else ())
+        self.codebooks: dict[str, dict[Any, float]] = {}  # categorical joint columns: value -> local code
 
     def _in_joint(self, name: str, kind: str) -> bool:
-        return kind == NUMERIC and (self.joint_names is None or name in self.joint_names)
+        return kind in (NUMERIC, CATEGORICAL) and (self.joint_names is None or name in self.joint_names)
+
+    def _row_values(self, name: str, values: Sequence[Any]) -> np.ndarray:
+        """Row-aligned floats of a column as the joint sample keeps it while building: a categorical joint
+        column's values as local codes (first-seen order, NaN: null), any other's `_row_floats`."""
+        book = self.codebooks.get(name)
+        if book is None:
+            return _row_floats(values)
+        keys = values if set(map(type, values)) <= _STR_OR_NONE else [None if v is None else str(v) for v in values]
+        for k in set(keys) - book.keys():
+            book[k] = float(len(book) - 1)  # None holds the first entry (NaN)
+        return np.fromiter(map(book.__getitem__, keys), dtype=float, count=len(keys))
 
     # -- columns ------------------------------------------------------------------------------
     def _kind_of(self, name: str) -> str | None:
@@ -1120,6 +1190,8 @@ class ProfileBuilder:
         self.kinds[name], self.accs[name] = kind, acc
         if self._in_joint(name, kind) or name in self.keep_rows:
             self.rows[name] = [np.full(missing, np.nan)] if missing else []
+            if kind == CATEGORICAL and self._in_joint(name, kind):
+                self.codebooks[name] = {None: np.nan}
             if self.joint_res is not None and self._in_joint(name, kind):
                 self.joint_vals[name] = np.full(self.joint_sample, np.nan)
 
@@ -1176,7 +1248,7 @@ class ProfileBuilder:
                         self.contradicted = name
                         return
             if name in self.rows:
-                self.rows[name].append(_row_floats(values) if values is not None else np.full(n, np.nan))
+                self.rows[name].append(self._row_values(name, values) if values is not None else np.full(n, np.nan))
         if self.joint_names is None or self.joint_names:
             self._joint(batch, n)
         self.n_rows += n
@@ -1204,7 +1276,7 @@ class ProfileBuilder:
         self.joint_at[slots] = self.n_rows + pos
         for f in numeric:
             values = batch.get(f)
-            self.joint_vals[f][slots] = (_row_floats([values[p] for p in pos.tolist()]) if values is not None
+            self.joint_vals[f][slots] = (self._row_values(f, [values[p] for p in pos.tolist()]) if values is not None
                                          else np.nan)
 
     def kept_rows(self) -> dict[str, np.ndarray]:
@@ -1243,29 +1315,42 @@ class ProfileBuilder:
         Its rows are drawn with a constant seed, not the caller's generator: a profile is reproducible and
         adding the sample leaves the caller's random stream as it was.
         """
-        scale: dict[str, NumericProfile]  # whose CDF scores each column
+        scale: dict[str, NumericProfile]  # whose CDF scores each numeric column
+        coding: dict[str, tuple[CategoricalProfile, int]]  # whose categories code each categorical one, and levels
         if self.anchor is None:
             scale = {f: p for f, p in feats.items() if isinstance(p, NumericProfile) and p.std > 0}
+            coding = {f: (p, joint_levels(p)) for f, p in feats.items()
+                      if isinstance(p, CategoricalProfile) and len(p.categories) >= 2 and f in self.codebooks}
             rng = self.rng
         else:
             if self.anchor.joint is None:
                 return None
-            scale = {}
+            scale, coding = {}, {}
             for f in self.anchor.joint.features:
                 a = self.anchor.features.get(f)
                 if isinstance(feats.get(f), NumericProfile) and isinstance(a, NumericProfile) and a.std > 0:
                     scale[f] = a
+            for f, levels in zip(self.anchor.joint.categorical, self.anchor.joint.levels, strict=True):
+                c = self.anchor.features.get(f)
+                if isinstance(feats.get(f), CategoricalProfile) and isinstance(c, CategoricalProfile):
+                    coding[f] = (c, levels)
             rng = np.random.default_rng([SAMPLE_SEED, 4])
         names = list(scale)
+        # two numeric features at least, as before categoricals joined: the numeric part alone feeds the
+        # correlation test and the DCR gate
         if len(names) < 2 or self.n_rows == 0:
             return None
         if self.joint_res is None:
             n = self.n_rows
             idx = np.sort(rng.choice(n, size=min(self.joint_sample, n), replace=False))
-            return _joint_from_rows({f: np.concatenate(self.rows[f])[idx] for f in names}, scale)
-        filled = np.nonzero(self.joint_at >= 0)[0]
-        order = filled[np.argsort(self.joint_at[filled])]
-        return _joint_from_rows({f: self.joint_vals[f][order] for f in names}, scale)
+            rows = {f: np.concatenate(self.rows[f])[idx] for f in (*names, *coding)}
+        else:
+            filled = np.nonzero(self.joint_at >= 0)[0]
+            order = filled[np.argsort(self.joint_at[filled])]
+            rows = {f: self.joint_vals[f][order] for f in (*names, *coding)}
+        for f, (prof, levels) in coding.items():
+            rows[f] = _joint_codes(rows[f], self.codebooks[f], prof, levels)
+        return _joint_from_rows(rows, scale, {f: levels for f, (_, levels) in coding.items()})
 
 
 def build_profile(name: str, role: str, columns: Mapping[str, Sequence[Any]], *, kinds: dict[str, str] | None = None,

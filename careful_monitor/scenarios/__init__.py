@@ -6,7 +6,7 @@ columns into monitor events or dataset rows. `SCENARIOS` maps a name to (generat
 description) for a CLI listing; the demo scenario lives in `careful_monitor.demo.scenario`.
 
 >>> sorted(SCENARIOS)
-['categorical', 'confidence', 'dependence', 'gaussian', 'mixture', 'text']
+['categorical', 'categorical_dependence', 'confidence', 'dependence', 'gaussian', 'mixture', 'text']
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from careful_monitor.scenarios.confidence import (
                                                    sample_probs,
                                                    temperature_schedule,
 )
-from careful_monitor.scenarios.dependence import sample_dependence
+from careful_monitor.scenarios.dependence import sample_categorical_dependence, sample_dependence
 from careful_monitor.scenarios.gaussian import (
                                                    GaussianGeneration,
                                                    first_generation_below,
@@ -56,6 +56,8 @@ SCENARIOS: dict[str, tuple[Callable, str]] = {
     "confidence": (recursive_confidence, "classifier softmax at a shrinking temperature: confidence inflates"),
     "dependence": (sample_dependence, "x2 = +-x1 with a random sign (zero correlation) against a naive generator with "
                                       "independent marginals"),
+    "categorical_dependence": (sample_categorical_dependence, "x1's mean set by a categorical c against a naive "
+                                                              "generator drawing c independently of x1"),
 }
 
 __all__ = [
@@ -63,7 +65,8 @@ __all__ = [
     "BigramModel", "CategoricalRun", "GaussianGeneration", "MixtureGeneration",
     "category_labels", "distinct_n", "first_generation_below", "fit_mixture_em", "mean_entropy", "mean_max_prob",
     "mixture_quantile", "recursive_categorical", "recursive_confidence", "recursive_gaussian", "recursive_mixture",
-    "recursive_text", "sample_categories", "sample_dependence", "sample_generation", "sample_mixture", "sample_probs",
+    "recursive_text", "sample_categorical_dependence", "sample_categories",
+    "sample_dependence", "sample_generation", "sample_mixture", "sample_probs",
     "sample_texts",
     "tail_mass", "temperature_schedule", "to_events", "to_rows", "zipf_probs",
 ]

@@ -15,6 +15,7 @@ from careful_monitor.config import MinEffect
 from careful_monitor.engine.monitor import ModelBatch, ModelMonitor, MonitorSpec, WindowOutcome
 from careful_monitor.engine.profile import (
     PROFILE_FORMAT,
+    READABLE_FORMATS,
     NumericProfile,
     ProfileFormatError,
     ReferenceProfile,
@@ -95,29 +96,39 @@ def test_each_synthetic_set_keeps_a_joint_sample_on_the_anchors_cdfs(profiles) -
 
 def _stored_as(profile: ReferenceProfile, version: int | None) -> bytes:
     """`profile` as a careful-monitor storing format `version` wrote it (None: format 1, before synthetic
-    joint samples: no version and no joint sample in a synthetic set)."""
+    joint samples: no version and no joint sample in a synthetic set; 2: joint samples of numeric features
+    only, no categorical joint columns)."""
     with np.load(io.BytesIO(profile.to_bytes()), allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files}
     header = json.loads(arrays["__header__"].tobytes().decode())
-    assert header.pop("format") == PROFILE_FORMAT == 2
+    assert header.pop("format") == PROFILE_FORMAT == 3
     if version is None:
         header["joint"] = None
         arrays = {k: v for k, v in arrays.items() if not k.startswith("joint:")}
     else:
         header["format"] = version
+    if version == 2 and header["joint"] is not None:
+        header["joint"] = {"features": header["joint"]["features"]}
+        arrays.pop("joint:codes", None)
     arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez_compressed(buf, **arrays)
     return buf.getvalue()
 
 
-def test_a_format_1_profile_still_loads_without_a_joint_sample_and_a_newer_format_is_refused(profiles) -> None:
+def test_older_formats_still_load_and_a_newer_format_is_refused(profiles) -> None:
+    """Format 1 (no synthetic joint sample) loads without one; format 2 (numeric joint columns only) loads
+    with no categorical joint columns; format 4 is refused."""
+    assert READABLE_FORMATS == (1, 2, 3)
     _, sets = profiles
     old = ReferenceProfile.from_bytes(_stored_as(sets["naive"], None))
     assert old.format == 1 and old.joint is None  # it stays out of the joint block until re-registered
     assert old.features.keys() == sets["naive"].features.keys()
-    with pytest.raises(ProfileFormatError, match=r"has format 3.*newer careful-monitor"):
-        ReferenceProfile.from_bytes(_stored_as(sets["naive"], 3))
+    two = ReferenceProfile.from_bytes(_stored_as(sets["naive"], 2))
+    assert two.format == 2 and two.joint is not None and two.joint.categorical == [] and two.joint.levels == []
+    assert two.joint.codes.shape == (5000, 0) and np.array_equal(two.joint.sample, sets["naive"].joint.sample)
+    with pytest.raises(ProfileFormatError, match=r"has format 4.*newer careful-monitor"):
+        ReferenceProfile.from_bytes(_stored_as(sets["naive"], 4))
 
 
 def test_a_stream_drifting_toward_the_naive_set_retires_it_never_the_faithful_one(profiles) -> None:

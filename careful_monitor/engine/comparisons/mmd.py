@@ -1,8 +1,13 @@
 """Multivariate test: linear-time MMD with random Fourier features, Hotelling null on the anchor's covariance.
 
-Every joint feature is mapped to normal scores through the anchor's own CDF (a Gaussian copula, as
-in the correlation test), so the test sees dependence rather than re-testing marginals on raw scales.
-Rows are the unit. Each row z goes through D random Fourier features
+Every numeric joint feature is mapped to normal scores through the anchor's own CDF (a Gaussian copula,
+as in the correlation test), so the test sees dependence rather than re-testing marginals on raw scales;
+every categorical one to a one-hot block over the anchor's top categories (`profile.JOINT_CATEGORIES`, the
+rest "other"), scaled by ONE_HOT: two rows with different categories are sqrt(2) apart in that block, the
+root-mean-square distance of two independent draws of a normal score, so one categorical feature weighs
+in the kernel at most as much as one numeric feature (as much when its categories are many and even).
+Rows are the unit; z below is a row's scores and one-hot blocks side by side. Each row z goes through D
+random Fourier features
 phi(z) = sqrt(2/D) cos(W z + b), W ~ N(0, 1/sigma^2), b ~ U(0, 2 pi): phi(z).phi(z') approximates a
 Gaussian kernel of bandwidth sigma (Rahimi & Recht 2007), so ||mean phi(window) - mean phi(anchor)||
 estimates the MMD (Gretton et al. 2012). Half of the frequencies use sigma = the median pairwise
@@ -25,10 +30,16 @@ p-values far below 1e-6 at any window size in [min_size, size], which a permutat
 hundred splits cannot, and costs one (n x d) @ (d x D) product per window. Effect: the
 bias-corrected MMD estimate sqrt(max(0, ||m - mu||^2 - trace(S) (1/n + 1/N))) (floor
 `min_effect.mmd`). Reported as feature `joint`, test `mmd`, in the window's BH family. The joint
-sample holds the anchor's numeric features only (no categoricals, no text), so that is what it tests.
+sample holds the anchor's numeric and categorical features (no text, no probs), so that is what it tests.
+A one-hot block costs no matrix product: its share of z W is one row of W per category (`FourierMap`
+gathers it), so a categorical feature costs a gather of n x D values whatever its number of categories.
+Why one-hot rather than hashing: the codes are already bounded (at most JOINT_CATEGORIES + 1 per feature),
+so hashing would only merge categories (a collision hides their dependence) without saving time.
 
 It flags dependence that keeps marginals and correlation: x2 = +-x1 with a random sign against x2
-independent of x1 (both have normal marginals and zero correlation), which the correlation test cannot see.
+independent of x1 (both have normal marginals and zero correlation), which the correlation test cannot see,
+and a numeric feature whose law depends on a categorical one (x high when c = "a", low when c = "b")
+against a naive generator that draws c independently of x (`scenarios.categorical_dependence`).
 
 >>> import numpy as np
 >>> from careful_monitor.engine.profile import build_profile
@@ -52,7 +63,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy import special
 
-from careful_monitor.engine.comparisons.copula import copula_scores
+from careful_monitor.engine.comparisons.copula import joint_rows
 from careful_monitor.engine.profile import JointProfile, ReferenceProfile
 from careful_monitor.engine.types import TestResult
 
@@ -61,23 +72,62 @@ SEED = 20261201  # the frequencies' seed: a constant, so every process derives t
 MEDIAN_ROWS = 1000  # rows of the joint sample the median heuristic looks at
 BANDWIDTHS = (1.0, 0.5)  # multiples of the median-heuristic sigma, each for an equal share of the features
 EIGEN_FLOOR = 3e-3  # directions of S with less variance than this share of the largest are not tested
+ONE_HOT = 1.0  # a categorical feature's one-hot scale: different categories are sqrt(2) ONE_HOT apart
+
+
+@dataclass(frozen=True, slots=True)
+class FourierMap:
+    """Random Fourier features of rows of normal scores and category codes: z W + one row of each
+    categorical feature's table per row (its one-hot block times its rows of W) + b."""
+
+    w: np.ndarray  # numeric features x D
+    tables: tuple[np.ndarray, ...]  # per categorical feature: levels x D (ONE_HOT x its one-hot rows of W)
+    b: np.ndarray  # D
+
+    def features(self, z: np.ndarray, codes: np.ndarray) -> np.ndarray:
+        """phi = sqrt(2/D) cos(arg), in the map's dtype (rows of z and codes side by side)."""
+        arg = z.astype(self.w.dtype, copy=False) @ self.w + self.b
+        for j, table in enumerate(self.tables):
+            arg += table[codes[:, j]]
+        return self.w.dtype.type(np.sqrt(2.0 / len(self.b))) * np.cos(arg)
+
+    def astype(self, dtype: type) -> FourierMap:
+        return FourierMap(self.w.astype(dtype), tuple(t.astype(dtype) for t in self.tables), self.b.astype(dtype))
+
+
+def one_hot(codes: np.ndarray, levels: tuple[int, ...] | list[int]) -> np.ndarray:
+    """Rows of category codes -> their ONE_HOT-scaled one-hot blocks side by side (rows x sum(levels))."""
+    out = np.zeros((len(codes), int(sum(levels))))
+    offset = 0
+    for j, k in enumerate(levels):
+        out[np.arange(len(codes)), offset + codes[:, j]] = ONE_HOT
+        offset += k
+    return out
+
+
+def fourier_map(z: np.ndarray, codes: np.ndarray, levels: tuple[int, ...] | list[int], rng: np.random.Generator,
+                features: int = FEATURES, bandwidths: tuple[float, ...] = BANDWIDTHS) -> FourierMap:
+    """`random_frequencies` for rows of scores `z` and category `codes` (with `levels` codes each), drawn on the
+    rows with their one-hot blocks: without categorical features W and b are exactly `random_frequencies(z)`'s."""
+    dense = z
+    if len(levels):  # only the rows the median heuristic reads are expanded to one-hot blocks
+        dense = np.hstack([z[:MEDIAN_ROWS], one_hot(codes[:MEDIAN_ROWS], levels)])
+    w, b = random_frequencies(dense, rng, features, bandwidths)
+    p = z.shape[1]
+    tables = tuple(ONE_HOT * t for t in np.split(w[p:], np.cumsum(levels)[:-1])) if len(levels) else ()
+    return FourierMap(w[:p], tables, b)
 
 
 @dataclass(frozen=True, slots=True)
 class _Null:
     """What the test needs of the anchor for one set of joint features, computed once per profile."""
 
-    w: np.ndarray  # d x D frequencies
-    b: np.ndarray  # D phases
+    fmap: FourierMap  # frequencies and phases
     mu: np.ndarray  # anchor mean feature vector
     whiten: np.ndarray  # D x r: S^-1/2 on the kept eigenvectors
     trace: float  # trace(S)
     rank: int
     n_ref: int
-
-
-def _features(z: np.ndarray, null: _Null) -> np.ndarray:
-    return fourier_features(z, null.w, null.b)
 
 
 def fourier_features(z: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -111,15 +161,16 @@ def whitening(phi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mu, vecs[:, keep] / np.sqrt(vals[keep]), cov
 
 
-def _null(joint: JointProfile, idx: tuple[int, ...]) -> _Null:
+def _null(joint: JointProfile, idx: tuple[int, ...], cidx: tuple[int, ...]) -> _Null:
     cache = joint.__dict__.setdefault("_mmd", {})
-    found = cache.get(idx)
+    found = cache.get((idx, cidx))
     if found is not None:
         return found
     z = joint.sample[:, list(idx)].astype(float)
-    w, b = random_frequencies(z, np.random.default_rng(SEED))
-    mu, whiten, cov = whitening(fourier_features(z, w, b))
-    found = cache[idx] = _Null(w, b, mu, whiten, float(np.trace(cov)), whiten.shape[1], len(z))
+    codes = joint.codes[:, list(cidx)].astype(np.intp)
+    fmap = fourier_map(z, codes, [joint.levels[j] for j in cidx], np.random.default_rng(SEED))
+    mu, whiten, cov = whitening(fmap.features(z, codes))
+    found = cache[(idx, cidx)] = _Null(fmap, mu, whiten, float(np.trace(cov)), whiten.shape[1], len(z))
     return found
 
 
@@ -130,15 +181,16 @@ class MMD:
     effect_key = "mmd"
 
     def compare_window(self, reference: ReferenceProfile, window: Mapping[str, np.ndarray]) -> TestResult | None:
-        found = copula_scores(reference, window)
-        if found is None:
+        rows = joint_rows(reference, window)
+        if rows is None:
             return None
-        joint, names, z = found
+        joint, z = rows.joint, rows.scores
         n = len(z)
-        null = _null(joint, tuple(joint.features.index(f) for f in names))
+        null = _null(joint, tuple(joint.features.index(f) for f in rows.features),
+                     tuple(joint.categorical.index(f) for f in rows.categorical))
         if null.n_ref <= null.rank + 1:
             return None
-        d = _features(z, null).mean(axis=0) - null.mu
+        d = null.fmap.features(z, rows.codes).mean(axis=0) - null.mu
         scale = 1.0 / n + 1.0 / null.n_ref
         t2 = float(np.sum((d @ null.whiten) ** 2)) / scale
         r, big_n = null.rank, null.n_ref
