@@ -46,5 +46,21 @@ unit: install-test
 bench: install
 	$(BIN)/careful-monitor bench
 
+# `make bench-peers`: Evidently and nannyml, each in a venv of its own (they need pandas/plotly/... that the
+# service does not), pinned by benchmarks/peers/*-requirements.txt, for `careful-monitor bench --peers`.
+# Never part of CI or the tests. A stamp per venv keeps it idempotent; NML_DISABLE_USAGE_LOGGING and
+# DO_NOT_TRACK keep the peers' usage analytics off during the install's import check.
+PEERS_DIR ?= .cache/peers
+PEERS     := evidently nannyml
+
+.PHONY: bench-peers
+bench-peers: $(PEERS:%=$(PEERS_DIR)/%/.installed)
+
+$(PEERS_DIR)/%/.installed: benchmarks/peers/%-requirements.txt
+	test -x $(PEERS_DIR)/$*/bin/python || $(PYTHON) -m venv $(PEERS_DIR)/$*
+	$(PEERS_DIR)/$*/bin/pip install -q --disable-pip-version-check -r $<
+	NML_DISABLE_USAGE_LOGGING=1 DO_NOT_TRACK=1 ITERATIVE_DO_NOT_TRACK=1 $(PEERS_DIR)/$*/bin/python -c 'import $*'
+	touch $@
+
 clean:
 	rm -rf $(VENV) .pytest_cache careful-demo

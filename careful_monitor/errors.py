@@ -70,3 +70,9 @@ class CheckFailedError(CarefulError):
     """
 
     exit_code = 3
+
+
+class PeersNotInstalledError(CarefulError):
+    """`bench --peers` without the peers' venvs: `make bench-peers` installs them."""
+
+    exit_code = 2

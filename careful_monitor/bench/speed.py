@@ -17,7 +17,15 @@ from typing import Any
 
 import numpy as np
 
-from careful_monitor.bench.workload import Echo, bench_app, event_lines
+from careful_monitor.bench.workload import (
+    TEXT_WINDOW,
+    Echo,
+    bench_app,
+    event_lines,
+    text_bench_app,
+    text_event_lines,
+    text_models,
+)
 from careful_monitor.engine.column import summarise
 from careful_monitor.engine.comparisons.catalogue import for_kind
 from careful_monitor.engine.profile import build_profile
@@ -33,15 +41,21 @@ def _median_ms(fn: Callable[[], Any], repeat: int) -> float:
     return statistics.median(times)
 
 
-def bench_window(repeat: int = 30) -> dict[str, float]:
-    """ms to score one 1,000 x 20 window against one reference, ours vs scipy loops."""
-    from scipy import stats
-
+def window_workload() -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """The window benchmarks' workload (also handed to the peers): reference 10,000 x 20 N(0, 1), window
+    1,000 x 20 with +0.5 sd in the first 5 columns (seed 42), and the feature names."""
     rng = np.random.default_rng(42)
     ref = rng.normal(size=(10_000, 20))
     win = rng.normal(size=(1_000, 20))
     win[:, :5] += 0.5
-    names = [f"inputs.x{i}" for i in range(20)]
+    return ref, win, [f"inputs.x{i}" for i in range(20)]
+
+
+def bench_window(repeat: int = 30) -> dict[str, float]:
+    """ms to score one 1,000 x 20 window against one reference, ours vs scipy loops."""
+    from scipy import stats
+
+    ref, win, names = window_workload()
     prof = build_profile("ref", "real", {n: ref[:, i].tolist() for i, n in enumerate(names)},
                          kinds={n: "numeric" for n in names}, rng=np.random.default_rng(0))
     tests = for_kind("numeric", anchor=True)
@@ -128,6 +142,49 @@ def bench_replay(events: int) -> dict[str, float]:
             "stdlib_json_decode_only_per_s": json_rate, "orjson_decode_only_per_s": orjson_rate}
 
 
+def bench_text_replay(events: int) -> dict[str, float]:
+    """End-to-end replay rate of the text-only workload: one ~20-word text feature, windows of 500,
+    anchor + 2 synthetic text sets, every text test (token presence, novelty, distinct and length ratios)."""
+    from careful_monitor.runtime.replay import replay
+
+    rng = np.random.default_rng(6)
+    models = text_models(rng)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "text-events.jsonl"
+        lines = text_event_lines(rng, models, events)
+        words = sum(len(line.split(b" ")) for line in lines) / len(lines)
+        path.write_bytes(b"\n".join(lines) + b"\n")
+        del lines
+        with text_bench_app(Path(tmp), models) as app:
+            t0 = time.perf_counter()
+            stats = replay(app.pipeline, [str(path)])
+            elapsed = time.perf_counter() - t0
+    return {"events": events, "windows": stats.windows, "words_per_event": words,
+            "text_replay_events_per_s": events / elapsed}
+
+
+def bench_mmd(repeat: int = 30) -> dict[str, float]:
+    """ms of the window-level multivariate test on a 1,000 x 20 window: copula scores + the random-feature
+    MMD against the anchor (the scores are computed afresh per call, as for each new window)."""
+    from careful_monitor.engine.comparisons.copula import WindowRows
+    from careful_monitor.engine.comparisons.mmd import MMD
+
+    rng = np.random.default_rng(8)
+    names = [f"inputs.x{i}" for i in range(20)]
+    ref = rng.normal(size=(10_000, 20))
+    win = rng.normal(size=(1_000, 20))
+    anchor = build_profile("ref", "real", {n: ref[:, i].tolist() for i, n in enumerate(names)},
+                           kinds={n: "numeric" for n in names}, rng=np.random.default_rng(0))
+    cols = {n: win[:, i] for i, n in enumerate(names)}
+    test = MMD()
+
+    def one() -> None:
+        if test.compare_window(anchor, WindowRows(cols)) is None:
+            raise RuntimeError("the MMD benchmark must produce a result")
+
+    return {"mmd_window_ms": _median_ms(one, repeat)}
+
+
 def _rss_mib() -> float:
     with open("/proc/self/status") as fh:
         for line in fh:
@@ -209,6 +266,17 @@ def run_bench(*, quick: bool = False, memory_events: int = 0, echo: Echo = print
     say(f"  careful-monitor replay:       {r['replay_events_per_s']:>10,.0f} events/s  (target >= 50,000)")
     say(f"  orjson decode only (limit):   {r['orjson_decode_only_per_s']:>10,.0f} events/s")
     say(f"  stdlib json decode only:      {r['stdlib_json_decode_only_per_s']:>10,.0f} events/s")
+    n_text = 20_000 if quick else 100_000
+    say(f"text-only replay: {n_text:,} events (one text feature of ~20 words), windows of "
+        f"{TEXT_WINDOW}, anchor + 2 synthetic text sets, every text test")
+    t = bench_text_replay(n_text)
+    results["text_replay"] = t
+    say(f"  careful-monitor replay:       {t['text_replay_events_per_s']:>10,.0f} events/s  (target >= 40,000; "
+        f"{t['words_per_event']:.1f} words/event)")
+    mm = bench_mmd(10 if quick else 30)
+    results["window"].update(mm)
+    say(f"multivariate test (copula scores + RFF MMD) on a 1,000 x 20 window: {mm['mmd_window_ms']:.2f} ms "
+        "(target <= 1 ms)")
     rows = 100_000 if quick else 1_000_000
     say(f"profile size: anchor of {rows:,} rows")
     p = bench_profile_size(rows)

@@ -58,3 +58,49 @@ def bench_app(workdir: Path, numeric: int = 15, overrides: dict | None = None) -
         store.put_dataset(name=prof.name, role=prof.role, anchored_by=prof.anchored_by, card={"name": prof.name},
                           profile=prof.to_bytes(), n_rows=prof.n_rows, data_sha256="-", by="bench")
     return build(cfg, store=store, http=False, dead_letters=False)
+
+
+#: the text-only workload: one text feature of ~20 words, windows of 500, anchor + 2 synthetic sets
+TEXT_WINDOW = 500
+
+
+def text_models(rng: np.random.Generator) -> list:
+    """Bigram text models of the text workload: generation 0 (real and faithful) to 5 (collapsed)."""
+    from careful_monitor.scenarios.text import recursive_text
+
+    return recursive_text(rng, generations=5, sentences_per_generation=2000, mean_length=20.0)
+
+
+def text_event_lines(rng: np.random.Generator, models: list, n: int, start: int = 0) -> list[bytes]:
+    import orjson
+
+    from careful_monitor.scenarios.text import sample_texts
+
+    texts = sample_texts(rng, models[0], n)
+    dumps = orjson.dumps
+    return [dumps({"model": "bench-text", "model_version": "1", "ts": float(BASE_TS + start + i),
+                   "id": f"t{start + i}", "inputs": {"t": t}}) for i, t in enumerate(texts)]
+
+
+def text_bench_app(workdir: Path, models: list) -> App:
+    """A store with a text anchor and two synthetic text sets (faithful, collapsed) and the pipeline on it."""
+    from careful_monitor.config import load_config
+    from careful_monitor.scenarios.text import sample_texts
+
+    rng = np.random.default_rng(2)
+    features = {"inputs.t": "text"}
+    mix = {"text-real": 0.4, "text-faithful": 0.3, "text-collapsed": 0.3}
+    cfg = load_config(None, environ={}, overrides={
+        "models": {"bench-text": {"anchor": "text-real", "training_mix": mix, "features": features}},
+        "window": {"size": TEXT_WINDOW, "min_size": TEXT_WINDOW // 2},
+        "store": {"url": f"sqlite:///{workdir / 'bench-text.db'}"}})
+    store = open_store(cfg)
+    anchor = build_profile("text-real", "real", {"inputs.t": sample_texts(rng, models[0], 20_000)}, kinds=features,
+                           rng=rng)
+    sets = [anchor] + [build_profile(name, "synthetic", {"inputs.t": sample_texts(rng, models[gen], 10_000)},
+                                     kinds=features, anchor=anchor, anchored_by="text-real", rng=rng)
+                       for name, gen in (("text-faithful", 0), ("text-collapsed", 5))]
+    for prof in sets:
+        store.put_dataset(name=prof.name, role=prof.role, anchored_by=prof.anchored_by, card={"name": prof.name},
+                          profile=prof.to_bytes(), n_rows=prof.n_rows, data_sha256="-", by="bench")
+    return build(cfg, store=store, http=False, dead_letters=False)

@@ -14,16 +14,20 @@ from careful_monitor.cli.common import example, handle_errors
               help="Kafka throughput: each runtime, replay and the bare client loop on one broker.")
 @click.option("--bootstrap", default=None,
               help="With --kafka: use this broker instead of starting deploy/kafka/broker.sh.")
+@click.option("--peers", is_flag=True,
+              help="The daemon window beside Evidently and nannyml in their own venvs (`make bench-peers` first).")
 @click.option("--quick", is_flag=True, help="Smaller workloads (for a smoke run).")
 @click.option("--memory", "memory_events", type=int, default=0,
               help="Also run the memory soak over this many events (e.g. 5000000).")
 @click.option("--json", "as_json", is_flag=True, help="Print results as JSON.")
 @handle_errors
-def bench(quality: bool, kafka: bool, bootstrap: str | None, quick: bool, memory_events: int, as_json: bool) -> None:
+def bench(quality: bool, kafka: bool, bootstrap: str | None, peers: bool, quick: bool, memory_events: int,
+          as_json: bool) -> None:
     """Benchmarks side by side with peers in one run.
 
     Speed (default): window scoring vs scipy, replay throughput, memory, profile size.
     --quality: detection delay and false alarms on seeded streams, beside river's detectors.
+    --peers: the daemon window beside Evidently's and nannyml's window drift, with ratios.
     """
     echo = None if as_json else click.echo
     if quality:
@@ -34,6 +38,10 @@ def bench(quality: bool, kafka: bool, bootstrap: str | None, quick: bool, memory
         from careful_monitor.bench.kafka import run_kafka
 
         results = run_kafka(quick=quick, bootstrap=bootstrap, echo=echo)
+    elif peers:
+        from careful_monitor.bench.peers import run_peers
+
+        results = run_peers(quick=quick, echo=echo)
     else:
         from careful_monitor.bench.speed import run_bench
 
