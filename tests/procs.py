@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -76,3 +77,14 @@ def http_status(url: str) -> int:
         return e.code
     except OSError:
         return 0
+
+
+def catches_sigterm(pid: int) -> bool:
+    """Whether the process has a SIGTERM handler (SigCgt in /proc/PID/status): careful_monitor's first
+    import installs one; before it the interpreter is still starting and the default action is all there is."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = next((line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), "0")
+    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))

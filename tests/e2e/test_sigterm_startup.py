@@ -22,21 +22,12 @@ import pytest
 
 from careful_monitor.demo import write_scenario
 from tests.e2e.test_cli import _fresh_config, _register, _windows, cm
-from tests.procs import http_json
+from tests.procs import catches_sigterm, http_json
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc/PID/status (Linux)")
 
 EXIT_WITHIN_S = 10.0
 UNREACHABLE = {"CAREFUL_MONITOR_KAFKA__BOOTSTRAP": "127.0.0.1:1"}
-
-
-def _catches_sigterm(pid: int) -> bool:
-    try:
-        status = Path(f"/proc/{pid}/status").read_text()
-    except OSError:
-        return False
-    caught = next((line.split()[1] for line in status.splitlines() if line.startswith("SigCgt:")), "0")
-    return bool(int(caught, 16) & (1 << (signal.SIGTERM - 1)))
 
 
 def _terminated(args: list[str], *, when: Callable[[subprocess.Popen, Callable[[], str]], None],
@@ -57,7 +48,7 @@ def _terminated(args: list[str], *, when: Callable[[subprocess.Popen, Callable[[
 
         try:
             deadline = time.monotonic() + 30
-            while not _catches_sigterm(proc.pid):
+            while not catches_sigterm(proc.pid):
                 assert proc.poll() is None, f"exited before installing its SIGTERM handler:\n{out()[-3000:]}"
                 assert time.monotonic() < deadline, "no SIGTERM handler within 30 s of spawn"
                 time.sleep(0.001)
