@@ -47,13 +47,16 @@ def exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
 
     Not in the middle of an import: an exception raised there is swallowed by importlib's module-lock
     callbacks ("Exception ignored in ... _get_module_lock") or leaves a C extension half initialised
-    (seen: SIGSEGV). Then the signal is sent again RETRY_S later, when the import is over.
+    (seen: SIGSEGV). Nor inside the store's libraries: an exception raised in the middle of a psycopg
+    query leaves the connection ACTIVE, and SQLAlchemy's clean-up then fails with "can't change
+    'autocommit' now", an error that replaces the SystemExit (seen: exit 1 in CI). Then the signal is
+    sent again RETRY_S later, when that call is over; the stage boundaries check TERMINATING meanwhile.
     """
     global _raised
     TERMINATING.set()
     if _raised:
         return  # unwinding already: a second signal must not interrupt it
-    if _importing(frame):
+    if _uninterruptible(frame):
         import os
 
         again = threading.Timer(RETRY_S, os.kill, (os.getpid(), signum))
@@ -64,9 +67,17 @@ def exit_on_sigterm(signum: int, frame: FrameType | None) -> None:
     raise SystemExit(0)
 
 
-def _importing(frame: FrameType | None) -> bool:
+#: packages whose state an exception raised at an arbitrary line can corrupt (a connection mid-query)
+_UNINTERRUPTIBLE_PACKAGES = frozenset({"sqlalchemy", "psycopg", "psycopg_pool", "alembic"})
+
+
+def _uninterruptible(frame: FrameType | None) -> bool:
+    """True when the main thread is inside an import or inside one of _UNINTERRUPTIBLE_PACKAGES."""
     while frame is not None:
         if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        module = frame.f_globals.get("__name__")
+        if isinstance(module, str) and module.partition(".")[0] in _UNINTERRUPTIBLE_PACKAGES:
             return True
         frame = frame.f_back
     return False
