@@ -95,6 +95,9 @@ def run_quality(*, quick: bool = False, echo: Echo = print) -> dict[str, Any]:
     for scen, name, delay, missed, f, n in rows:
         say(f"  {scen:<18} {name:<38} {delay:>12.0f} {missed:>7} {f:>18.2f} {n:>14,}")
     results["windows"] = run_windows(quick=quick, echo=echo)
+    from careful_monitor.bench.coverage import run_coverage
+
+    results["coverage"] = run_coverage(quick=quick, echo=echo)
     return results
 
 

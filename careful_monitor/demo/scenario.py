@@ -23,6 +23,9 @@ from typing import Any
 
 import numpy as np
 
+from careful_monitor.engine.monitor import ModelBatch
+from careful_monitor.engine.profile import ReferenceProfile, build_profile
+
 MODEL = "ticket-router"
 ANCHOR = "tickets-real"
 COLLAPSED = "tickets-synth-collapsed"
@@ -173,3 +176,27 @@ CARDS = {
                "anchored_by": ANCHOR, "provenance": {"generator": "tabular-copula-2025-09", "seed": 11},
                "lifecycle": {"owner": "data-platform", "review_every_days": 90}, "data": "tickets_synth_faithful.csv"},
 }
+
+
+def rows_to_columns(rows: list[dict[str, Any]]) -> dict[str, list]:
+    """Dataset rows or events -> one list per monitored feature (`FEATURES`), None where a row lacks it."""
+    cols: dict[str, list] = {}
+    for f in FEATURES:
+        section, key = f.split(".", 1)
+        cols[f] = [r[section].get(key) for r in rows]
+    return cols
+
+
+def events_to_batch(events: list[dict[str, Any]]) -> ModelBatch:
+    """Live events -> the engine's batch (timestamps, model versions, columns)."""
+    return ModelBatch([e.get("ts") for e in events], [e.get("model_version") for e in events], rows_to_columns(events))
+
+
+def profiles(rng: np.random.Generator) -> tuple[ReferenceProfile, dict[str, ReferenceProfile]]:
+    """The anchor (20,000 rows) and the two synthetic sets (8,000 rows each) profiled from one generator."""
+    anchor = build_profile(ANCHOR, "real", rows_to_columns(sample_rows(rng, 20_000, "anchor")), kinds=FEATURES,
+                           rng=rng)
+    sets = {name: build_profile(name, "synthetic", rows_to_columns(sample_rows(rng, 8_000, law)), kinds=FEATURES,
+                                anchor=anchor, anchored_by=anchor.name, rng=rng)
+            for name, law in ((COLLAPSED, "collapsed"), (FAITHFUL, "faithful"))}
+    return anchor, sets

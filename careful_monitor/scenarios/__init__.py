@@ -43,7 +43,7 @@ from careful_monitor.scenarios.mixture import (
                                                    tail_mass,
 )
 from careful_monitor.scenarios.streams import to_events, to_rows
-from careful_monitor.scenarios.text import BigramModel, distinct_n, recursive_text, sample_texts
+from careful_monitor.scenarios.text import BigramModel, distinct_n, recursive_text, sample_texts, topic_texts
 
 SCENARIOS: dict[str, tuple[Callable, str]] = {
     "gaussian": (recursive_gaussian, "recursive Gaussian fit: regime='replace' collapses (Shumailov et al. 2024), "
@@ -61,12 +61,34 @@ SCENARIOS: dict[str, tuple[Callable, str]] = {
 }
 
 __all__ = [
-    "SCENARIOS",
-    "BigramModel", "CategoricalRun", "GaussianGeneration", "MixtureGeneration",
-    "category_labels", "distinct_n", "first_generation_below", "fit_mixture_em", "mean_entropy", "mean_max_prob",
-    "mixture_quantile", "recursive_categorical", "recursive_confidence", "recursive_gaussian", "recursive_mixture",
-    "recursive_text", "sample_categorical_dependence", "sample_categories",
-    "sample_dependence", "sample_generation", "sample_mixture", "sample_probs",
-    "sample_texts",
-    "tail_mass", "temperature_schedule", "to_events", "to_rows", "zipf_probs",
+                                                   "SCENARIOS",
+                                                   "BigramModel",
+                                                   "CategoricalRun",
+                                                   "GaussianGeneration",
+                                                   "MixtureGeneration",
+                                                   "category_labels",
+                                                   "distinct_n",
+                                                   "first_generation_below",
+                                                   "fit_mixture_em",
+                                                   "mean_entropy",
+                                                   "mean_max_prob",
+                                                   "mixture_quantile",
+                                                   "recursive_categorical",
+                                                   "recursive_confidence",
+                                                   "recursive_gaussian",
+                                                   "recursive_mixture",
+                                                   "recursive_text",
+                                                   "sample_categorical_dependence",
+                                                   "sample_categories",
+                                                   "sample_dependence",
+                                                   "sample_generation",
+                                                   "sample_mixture",
+                                                   "sample_probs",
+                                                   "sample_texts",
+                                                   "tail_mass",
+                                                   "temperature_schedule",
+                                                   "to_events",
+                                                   "to_rows",
+                                                   "topic_texts",
+                                                   "zipf_probs",
 ]

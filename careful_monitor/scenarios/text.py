@@ -188,3 +188,35 @@ def distinct_n(texts: Sequence[str], n: int, limit: int | None = None) -> float:
         if limit is not None and total >= limit:
             break
     return len(seen) / total if total else 0.0
+
+
+#: `topic_texts`' vocabulary size and topics
+TOPIC_VOCAB, TOPICS = 3000, 8
+_TOPIC_ZIPF = 1.0 / np.arange(1, TOPIC_VOCAB + 1) ** 1.05
+_TOPIC_ZIPF /= _TOPIC_ZIPF.sum()
+_TOPIC_WORDS = np.array([f"w{i}" for i in range(2 * TOPIC_VOCAB)])
+#: the other source's words: the same Zipf law and length law over another ranking, half of it unseen words
+_TOPIC_OTHER = np.random.default_rng(42).permutation(2 * TOPIC_VOCAB)[:TOPIC_VOCAB]
+
+
+def topic_texts(rng: np.random.Generator, n: int, *, other: float = 0.0) -> list[str]:
+    """n documents of 8-29 words: a topic per document (its own frequent words) and a repeated keyword,
+    so tokens within a document are dependent (what makes a token-level chi-square false-alarm); a share
+    `other` of documents uses another vocabulary with the same Zipf and length laws (a same-length
+    vocabulary shift: real plot summaries instead of real reviews).
+
+    >>> docs = topic_texts(np.random.default_rng(0), 3)
+    >>> len(docs), all(8 <= len(d.split()) < 30 for d in docs)
+    (3, True)
+    """
+    lengths = rng.integers(8, 30, n)
+    doc = np.repeat(np.arange(n), lengths)
+    ids = (rng.choice(TOPIC_VOCAB, int(lengths.sum()), p=_TOPIC_ZIPF) * 7 + rng.integers(0, TOPICS, n)[doc] * 389
+           ) % TOPIC_VOCAB
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
+    rep = rng.random(len(ids)) < 0.3
+    ids[rep] = ids[starts[doc[rep]]]  # the document's first word comes back
+    swap = (rng.random(n) < other)[doc]
+    ids[swap] = _TOPIC_OTHER[ids[swap]]
+    words = _TOPIC_WORDS[ids].tolist()
+    return [" ".join(words[s:s + ln]) for s, ln in zip(starts.tolist(), lengths.tolist(), strict=True)]

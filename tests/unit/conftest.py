@@ -7,35 +7,12 @@ import pytest
 
 from careful_monitor.config import MinEffect
 from careful_monitor.demo import scenario
-from careful_monitor.engine.monitor import ModelBatch, ModelMonitor, MonitorSpec
-from careful_monitor.engine.profile import build_profile
-
-
-def rows_to_columns(rows: list[dict]) -> dict[str, list]:
-    cols: dict[str, list] = {}
-    for f in scenario.FEATURES:
-        section, key = f.split(".", 1)
-        cols[f] = [r[section].get(key) for r in rows]
-    return cols
-
-
-def events_to_batch(events: list[dict]) -> ModelBatch:
-    cols = rows_to_columns(events)
-    return ModelBatch([e.get("ts") for e in events], [e.get("model_version") for e in events], cols)
+from careful_monitor.engine.monitor import ModelMonitor, MonitorSpec
 
 
 @pytest.fixture(scope="session")
 def demo_profiles():
-    rng = np.random.default_rng(1234)
-    anchor = build_profile(scenario.ANCHOR, "real", rows_to_columns(scenario.sample_rows(rng, 20_000, "anchor")),
-                           kinds=scenario.FEATURES, rng=rng)
-    collapsed = build_profile(scenario.COLLAPSED, "synthetic",
-                              rows_to_columns(scenario.sample_rows(rng, 8_000, "collapsed")),
-                              kinds=scenario.FEATURES, anchor=anchor, anchored_by=anchor.name, rng=rng)
-    faithful = build_profile(scenario.FAITHFUL, "synthetic",
-                             rows_to_columns(scenario.sample_rows(rng, 8_000, "faithful")),
-                             kinds=scenario.FEATURES, anchor=anchor, anchored_by=anchor.name, rng=rng)
-    return anchor, {collapsed.name: collapsed, faithful.name: faithful}
+    return scenario.profiles(np.random.default_rng(1234))
 
 
 def demo_monitor(demo_profiles, **spec) -> ModelMonitor:

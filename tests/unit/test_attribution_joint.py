@@ -7,11 +7,11 @@ import pytest
 
 from careful_monitor.bench import quality as q
 from careful_monitor.demo import scenario
+from careful_monitor.demo.scenario import events_to_batch, rows_to_columns
 from careful_monitor.engine.attribution import AttributionModel
 from careful_monitor.engine.monitor import ModelMonitor, MonitorSpec
 from careful_monitor.engine.profile import build_profile
 from careful_monitor.engine.types import Attribution
-from tests.unit.conftest import events_to_batch, rows_to_columns
 
 BLEND = "tickets-synth-blend"
 

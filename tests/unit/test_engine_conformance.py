@@ -10,11 +10,12 @@ import pytest
 
 from careful_monitor.config import MinEffect
 from careful_monitor.demo import scenario
+from careful_monitor.demo.scenario import events_to_batch, rows_to_columns
 from careful_monitor.engine.column import summarise
 from careful_monitor.engine.comparisons.catalogue import SIGNATURES, TESTS, WINDOW_COMPARISONS
 from careful_monitor.engine.detectors import make_detector
 from careful_monitor.engine.profile import build_profile
-from tests.unit.conftest import demo_monitor, events_to_batch, rows_to_columns
+from tests.unit.conftest import demo_monitor
 
 FLOORS = MinEffect().model_dump()
 ALL = [*TESTS, *SIGNATURES]

@@ -15,10 +15,10 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from careful_monitor.config import MinEffect
+from careful_monitor.bench import coverage
 from careful_monitor.engine.comparisons.copula import WindowRows, category_codes
 from careful_monitor.engine.comparisons.mmd import MMD
-from careful_monitor.engine.monitor import ModelBatch, ModelMonitor, MonitorSpec, WindowOutcome
+from careful_monitor.engine.monitor import WindowOutcome
 from careful_monitor.engine.profile import CategoricalProfile, JointProfile, ReferenceProfile, build_profile
 from careful_monitor.engine.types import PolicyState
 from careful_monitor.scenarios import sample_categorical_dependence
@@ -36,33 +36,19 @@ def _columns(cols: dict[str, np.ndarray]) -> dict[str, list]:
 @pytest.fixture(scope="module")
 def profiles() -> tuple[ReferenceProfile, dict[str, ReferenceProfile]]:
     """Anchor 20,000 rows of the real law; a naive set and a faithful set of 8,000 rows each."""
-    rng = np.random.default_rng(15)
-    anchor = build_profile("real", "real", _columns(sample_categorical_dependence(rng, 20_000)), kinds=FEATURES,
-                           rng=rng)
-    sets = {name: build_profile(name, "synthetic",
-                                _columns(sample_categorical_dependence(rng, 8000, naive_share=share)),
-                                kinds=FEATURES, anchor=anchor, anchored_by="real", rng=rng)
-            for name, share in (("naive", 1.0), ("faithful", 0.0))}
-    return anchor, sets
+    world = coverage.categorical_dependence_world()
+    return world.anchor, world.sets
 
 
 def _run(anchor: ReferenceProfile, synthetic: dict[str, ReferenceProfile], seed: int, shares: list[float]
          ) -> list[WindowOutcome]:
     """One window of 1,000 events per entry of `shares` (each event naive with that probability)."""
-    mon = ModelMonitor("m", MonitorSpec(features=dict(FEATURES), min_effect=MinEffect().model_dump()), anchor,
-                       synthetic)
-    rng = np.random.default_rng(100 + seed)
-    cols: dict[str, list] = {f: [] for f in FEATURES}
-    for share in shares:
-        for f, v in _columns(sample_categorical_dependence(rng, WINDOW, naive_share=share)).items():
-            cols[f] += v
-    n = len(shares) * WINDOW
-    return mon.process(ModelBatch([float(i) for i in range(n)], ["1"] * n, cols), now=0.0)
+    return coverage.DependenceWorld(sample_categorical_dependence, FEATURES, anchor, synthetic).run(seed, shares)
 
 
 def _ramp(windows: int = 12) -> list[float]:
     """Stationary until CHANGE, then a quarter more of the naive generator each window: 0.25, 0.5, 0.75, 1, 1, ..."""
-    return [min(1.0, 0.25 * max(0, w - CHANGE + 1)) for w in range(windows)]
+    return coverage.ramp(windows, CHANGE)
 
 
 def _mmd(o: WindowOutcome):

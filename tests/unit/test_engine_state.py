@@ -11,9 +11,10 @@ import numpy as np
 import pytest
 
 from careful_monitor.demo import scenario
+from careful_monitor.demo.scenario import events_to_batch
 from careful_monitor.engine.detectors import make_detector
 from careful_monitor.engine.state import StaleStateError, decode_state, encode_state
-from tests.unit.conftest import demo_monitor, events_to_batch
+from tests.unit.conftest import demo_monitor
 
 PACKAGE = Path(__file__).parents[2] / "careful_monitor"
 

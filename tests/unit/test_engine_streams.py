@@ -7,8 +7,9 @@ import pytest
 
 from careful_monitor.contracts import alert_json
 from careful_monitor.demo import scenario
+from careful_monitor.demo.scenario import events_to_batch
 from careful_monitor.engine.monitor import ModelBatch
-from tests.unit.conftest import demo_monitor, events_to_batch
+from tests.unit.conftest import demo_monitor
 
 ALERT_KEYS = {"alert_id", "model", "dataset", "state", "since_window", "window", "window_end", "created_at",
               "model_versions", "evidence", "affinity", "share", "share_identifiable",

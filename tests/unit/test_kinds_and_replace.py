@@ -249,8 +249,8 @@ def test_a_snapshot_restored_against_another_anchor_restarts_the_detector(demo_p
     the open window's hit count start from zero, the rest (window, policy, numbering) is kept."""
     from dataclasses import replace
 
+    from careful_monitor.demo.scenario import events_to_batch
     from careful_monitor.engine.monitor import ModelMonitor, MonitorSpec
-    from tests.unit.conftest import events_to_batch
 
     anchor, synthetic = demo_profiles
     spec = MonitorSpec(features=dict(scenario.FEATURES), window_size=5000, min_size=200)

@@ -6,8 +6,9 @@ import numpy as np
 from prometheus_client import CollectorRegistry
 
 from careful_monitor.demo import scenario
+from careful_monitor.demo.scenario import events_to_batch
 from careful_monitor.sinks.prometheus import Metrics
-from tests.unit.conftest import demo_monitor, events_to_batch
+from tests.unit.conftest import demo_monitor
 
 
 def test_window_metrics_and_version_trend(demo_profiles) -> None:
