@@ -235,7 +235,7 @@ def gaussian_chain(world: World, regime: Regime, seed: int = 3, n_per_generation
         if first_70 is None and g.variance_ratio <= 0.7:
             first_70 = w
         for o in mon.process(_batch(world.columns(rng, 1000, sd=g.sigma), w * 1000), now=0.0):
-            alerts += [(a.window, a.dataset, a.state) for a in o.alerts]
+            alerts += [(a.window, a.dataset, str(a.state)) for a in o.alerts]
             if spread_flag is None and any(e.signal == "spread_ratio" for e in o.result.evidence):
                 spread_flag = o.result.window
     return {"regime": regime, "first_window_variance_le_70pct": first_70, "alerts": alerts,
@@ -389,7 +389,7 @@ def mixture_chain(seed: int = 6, windows: int = 30, stride: int = 2) -> dict[str
             series["tail_mass_ratio"].append(sig.get("tail_mass_ratio", float("nan")))
             series["spread_ratio"].append(sig.get("spread_ratio", float("nan")))
             series["generation_tail_mass"].append(g.tail_mass)
-            alerts += [(a.window, a.dataset, a.state) for a in o.alerts]
+            alerts += [(a.window, a.dataset, str(a.state)) for a in o.alerts]
     return {"series": series, "alerts": alerts, "stride": stride}
 
 

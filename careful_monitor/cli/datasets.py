@@ -125,7 +125,8 @@ def datasets_show(config_path: str | None, name: str) -> None:
     """Show one dataset's card, profile summary, last pre-flight gate report (summary) and audit log as JSON.
 
     `missing_features`: features the config's models monitor that this set's profile lacks
-    (feature -> models); they are not compared with it.
+    (feature -> models); they are not compared with it. `joint_features` and `joint_categorical`: the
+    numeric and categorical columns of its joint sample (what the `mmd` test and joint attribution see).
     """
     from careful_monitor import gates
     from careful_monitor.app import open_store
@@ -144,6 +145,7 @@ def datasets_show(config_path: str | None, name: str) -> None:
            "features": {f: {"kind": p.kind, "n": p.n, "null_rate": round(p.null_rate, 6)}
                         for f, p in prof.features.items()},
            "joint_features": prof.joint.features if prof.joint else [],
+           "joint_categorical": prof.joint.categorical if prof.joint else [],
            "missing_features": missing_features(cfg, name, prof),
            "gates": _gates_summary(gates.load(store, name)),
            "audit": [{"action": a.action, "from": a.from_state, "to": a.to_state, "by": a.by, "reason": a.reason,

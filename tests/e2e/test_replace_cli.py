@@ -56,6 +56,8 @@ def test_kinds_lacking_features_and_replacing_the_anchor(tmp_path: Path) -> None
     assert "lacks feature inputs.channel, which ticket-router monitor(s)" in out, out
     shown = json.loads(_ok(cm("datasets", "show", "--config", str(configured), FAITHFUL)))
     assert shown["missing_features"] == {"inputs.channel": [scenario.MODEL]}
+    # the joint sample holds what the set has: channel is gone from its categorical columns too
+    assert "inputs.country" in shown["joint_categorical"] and "inputs.channel" not in shown["joint_categorical"]
     _ok(cm("datasets", "register", "--config", str(configured), str(paths[f"card:{FAITHFUL}"])))  # back
 
     # new data for the anchor: refused without --replace; with it, the sets whose data is unchanged are
