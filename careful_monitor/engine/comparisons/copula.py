@@ -23,9 +23,9 @@ categorical) of one window compute them once, and share them when no categorical
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from itertools import repeat
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -42,6 +42,8 @@ MIN_ROWS = 30
 
 Scores = tuple[JointProfile, list[str], np.ndarray] | None
 _STR_OR_NONE = frozenset({str, type(None)})
+
+T = TypeVar("T")
 
 
 class JointRows(NamedTuple):
@@ -94,13 +96,7 @@ def joint_rows(reference: ReferenceProfile, window: Mapping[str, np.ndarray]) ->
     """The window's complete rows of the reference's joint features (numeric and categorical), or None when the
     reference has no joint sample, fewer than two of its joint features are in the window, or fewer than
     MIN_ROWS rows are complete. Without a missing categorical value the numeric scores are `copula_scores`'."""
-    cache = window.rows if isinstance(window, WindowRows) else None
-    if cache is not None and id(reference) in cache:
-        return cache[id(reference)]
-    out = _rows(reference, window)
-    if cache is not None:
-        cache[id(reference)] = out
-    return out
+    return _once(window.rows if isinstance(window, WindowRows) else None, reference, window, _rows)
 
 
 def _rows(reference: ReferenceProfile, window: Mapping[str, np.ndarray]) -> JointRows | None:
@@ -141,10 +137,15 @@ def copula_scores(reference: ReferenceProfile, window: Mapping[str, np.ndarray])
     """(joint profile, feature names, rows x features normal scores) of the reference's joint features, or None when
     the reference has no joint sample, fewer than two of its features are in the window, or fewer
     than MIN_ROWS rows are complete."""
-    cache = window.scores if isinstance(window, WindowRows) else None
+    return _once(window.scores if isinstance(window, WindowRows) else None, reference, window, _scores)
+
+
+def _once(cache: dict[int, T] | None, reference: ReferenceProfile, window: Mapping[str, np.ndarray],
+          compute: Callable[[ReferenceProfile, Mapping[str, np.ndarray]], T]) -> T:
+    """`compute(reference, window)`, once per reference when the window is a `WindowRows` (its `cache`)."""
     if cache is not None and id(reference) in cache:
         return cache[id(reference)]
-    out = _scores(reference, window)
+    out = compute(reference, window)
     if cache is not None:
         cache[id(reference)] = out
     return out
