@@ -62,5 +62,20 @@ $(PEERS_DIR)/%/.installed: benchmarks/peers/%-requirements.txt
 	NML_DISABLE_USAGE_LOGGING=1 DO_NOT_TRACK=1 ITERATIVE_DO_NOT_TRACK=1 $(PEERS_DIR)/$*/bin/python -c 'import $*'
 	touch $@
 
+# `make test-embeddings`: the optional semantic embeddings (`careful-monitor[embeddings]`: torch, several GB) in
+# a venv of their own, and their opt-in tests (tests/optional), offline. Never part of `make test` or CI: without
+# CAREFUL_EMBEDDINGS_TEST=1 pytest does not collect tests/optional. One torch thread unless OMP_NUM_THREADS says.
+EMB_VENV ?= .cache/embeddings-venv
+
+.PHONY: test-embeddings
+test-embeddings: $(EMB_VENV)/.installed
+	HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 CAREFUL_EMBEDDINGS_TEST=1 OMP_NUM_THREADS=$${OMP_NUM_THREADS:-1} \
+	  $(EMB_VENV)/bin/python -m pytest -p no:cacheprovider -s -q tests/optional
+
+$(EMB_VENV)/.installed: pyproject.toml
+	test -x $(EMB_VENV)/bin/python || $(PYTHON) -m venv $(EMB_VENV)
+	$(EMB_VENV)/bin/pip install -q --disable-pip-version-check -e '.[embeddings,test]'
+	touch $@
+
 clean:
 	rm -rf $(VENV) .pytest_cache careful-demo

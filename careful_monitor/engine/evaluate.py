@@ -20,7 +20,7 @@ in `min_effect`. Comparisons against synthetic sets feed attribution and the das
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -68,11 +68,13 @@ def evaluate_window(cols: Mapping[str, list[Any]], features: Mapping[str, str], 
                     synthetic: Mapping[str, Mapping[str, FeatureProfile]], *, fdr: float,
                     min_effect: Mapping[str, float], probs_feature: str | None = None,
                     probs_parts: list[ProbsPart] | None = None,
-                    joint_features: frozenset[str] = frozenset()) -> WindowEvaluation:
+                    joint_features: frozenset[str] = frozenset(),
+                    embedded: Sequence[tuple[str, TestResult]] = ()) -> WindowEvaluation:
     """Run every comparison of the window's columns; flag by BH over the anchor family and effect floors.
 
     `synthetic` maps each synthetic set to its profiles of the monitored features; `probs_parts`,
-    when given, are the probs feature's confidence/entropy already computed slice by slice.
+    when given, are the probs feature's confidence/entropy already computed slice by slice; `embedded`,
+    anchor tests computed outside (the optional text-embedding test: (feature, result)), join the family.
     """
     raw: list[tuple[str, str, TestResult]] = []  # (feature, reference, result), in report order
     anchor_idx: list[int] = []  # positions in `raw` of the anchor family
@@ -128,6 +130,9 @@ def evaluate_window(cols: Mapping[str, list[Any]], features: Mapping[str, str], 
         found = joint_rows(anchor, rows)
         if found is not None:
             joint_names, joint_scores, joint_codes = found.names, found.scores, found.codes
+    for f, r in embedded:  # optional semantic embeddings (comparisons.embedding_mmd), computed by the monitor
+        anchor_idx.append(len(raw))
+        raw.append((f, anchor.name, r))
     rejected = benjamini_hochberg([raw[i][2].p_value for i in anchor_idx], fdr)
     flagged_at = {i for i, rej in zip(anchor_idx, rejected, strict=True)
                   if rej and raw[i][2].effect >= min_effect.get(EFFECT_KEYS.get(raw[i][2].test, raw[i][2].test), 0.0)}

@@ -19,10 +19,11 @@ import numpy as np
 
 from careful_monitor.engine.attribution import AttributionModel, JointReferences
 from careful_monitor.engine.column import reference_counts
+from careful_monitor.engine.comparisons.embedding_mmd import TextEmbedder, embedding_tests
 from careful_monitor.engine.detectors import StreamingDetector, make_detector
 from careful_monitor.engine.evaluate import evaluate_window
 from careful_monitor.engine.policy import Policy, Transition
-from careful_monitor.engine.profile import CATEGORICAL, NUMERIC, PROBS, ProbsProfile, ReferenceProfile
+from careful_monitor.engine.profile import CATEGORICAL, NUMERIC, PROBS, TEXT, ProbsProfile, ReferenceProfile
 from careful_monitor.engine.state import decode_state, encode_state
 from careful_monitor.engine.types import Alert, Attribution, PolicyState, WindowResult
 from careful_monitor.engine.window import ModelBatch, OpenWindow
@@ -51,6 +52,10 @@ class MonitorSpec:
     cusum_drift: float = 0.25
     versions_per_model: int = 5
     attribution_seed: int = 20261202  # the joint attribution block's random features (same in every process)
+    #: optional semantic embeddings (`comparisons.embedding_mmd`, used only when an embedder is handed in): at
+    #: most this many texts of a window are embedded, drawn by a generator seeded with (seed, window index)
+    embedding_sample: int = 256
+    embedding_seed: int = 20261204
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +69,10 @@ class WindowOutcome:
 
 class ModelMonitor:
     def __init__(self, model: str, spec: MonitorSpec, anchor: ReferenceProfile,
-                 synthetic: dict[str, ReferenceProfile], snapshot: bytes | None = None) -> None:
+                 synthetic: dict[str, ReferenceProfile], snapshot: bytes | None = None, *,
+                 embedder: TextEmbedder | None = None) -> None:
         self.model, self.spec, self.anchor, self.synthetic = model, spec, anchor, synthetic
+        self.embedder = embedder
         self.features = {f: k for f, k in spec.features.items() if f in anchor.features}
         self.skipped = sorted(set(spec.features) - set(self.features))
         self._ref_feats = {name: {f: p for f, p in prof.features.items() if f in self.features}
@@ -80,6 +87,10 @@ class ModelMonitor:
         )
         self._joint_features = frozenset(f for f in (anchor.joint.names if anchor.joint else [])
                                          if f in self.features)
+        # the monitored text features whose anchor embedding sample this embedder can be compared with
+        self.embedded = {f: e for f, e in anchor.embeddings.items()
+                         if embedder is not None and self.features.get(f) == TEXT
+                         and (e.model, e.revision) == (embedder.model, embedder.revision)}
         self.detector_feature = next((f for f, k in self.features.items() if k == PROBS), None)
         # the open window and everything that must survive a restart
         self.window_index = 0
@@ -222,11 +233,14 @@ class ModelMonitor:
     # --- one window --------------------------------------------------------------------------
     def _close(self, now: float) -> WindowOutcome:
         spec, w, index = self.spec, self.window, self.window_index
+        embedded = (embedding_tests(w.cols, self.embedded, self.embedder, sample=spec.embedding_sample,
+                                    rng=np.random.default_rng([spec.embedding_seed, index]))
+                    if self.embedder is not None and self.embedded else [])
         ev = evaluate_window(
             w.cols, self.features, self.anchor, self._ref_feats, fdr=spec.fdr, min_effect=spec.min_effect,
             probs_feature=self.detector_feature,
             probs_parts=w.probs_parts if self.detector_feature and w.probs_parts_complete() else None,
-            joint_features=self._joint_features)
+            joint_features=self._joint_features, embedded=embedded)
         joint = self.attribution.joint_columns(ev.joint_features, ev.joint_scores, ev.joint_codes)
         attributions = tuple(self.attribution.attribute(ev.window_counts, joint_scores=joint[0] if joint else None,
                                                         joint_codes=joint[1] if joint else None))

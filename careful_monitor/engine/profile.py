@@ -6,7 +6,9 @@ synthetic set of that anchor uses the same edges), so histograms of the anchor, 
 set and of a live window are directly comparable. Nothing of the raw data is kept beyond the
 bounded joint samples: the anchor's (for the multivariate test) and each synthetic set's (for the joint
 block of attribution), numeric features as normal scores through the *anchor's* CDFs and categorical
-features as the *anchor's* category codes, so every joint reference lives in one space. A stored profile
+features as the *anchor's* category codes, so every joint reference lives in one space; with
+`embeddings.enabled`, an anchor also keeps a bounded sample of its texts' embeddings (vectors, never the
+texts: `EmbeddingProfile`, an optional section that older profiles simply lack). A stored profile
 carries `PROFILE_FORMAT` (`format`). Format 1 (before synthetic sets kept a joint sample) still loads, as it
 was: a synthetic set without a joint sample stays out of the joint block of attribution until it is
 re-registered; the service says so when it loads one. Format 2 (joint samples of numeric features only)
@@ -281,6 +283,20 @@ class JointProfile:
 
 
 @dataclass
+class EmbeddingProfile:
+    """A bounded sample of a text feature's embeddings (optional semantic embeddings, docs/detection.md).
+
+    Vectors only, never the texts: `sample` holds up to `embeddings.anchor_sample` documents' embeddings
+    (float16, rows x dim) by the model `model` at `revision`; a window is compared with it only when it is
+    embedded by the same model and revision (`comparisons.embedding_mmd`).
+    """
+
+    model: str
+    revision: str
+    sample: np.ndarray  # documents x dim, float16
+
+
+@dataclass
 class ReferenceProfile:
     """Everything careful-monitor keeps of one registered dataset."""
 
@@ -292,6 +308,9 @@ class ReferenceProfile:
     joint: JointProfile | None = None
     #: the format it was stored in (PROFILE_FORMAT when built by this careful-monitor)
     format: int = PROFILE_FORMAT
+    #: text feature -> its anchor's embedding sample; empty unless `embeddings.enabled` at registration (an
+    #: optional section: a profile without it is written byte for byte as before, and older ones load)
+    embeddings: dict[str, EmbeddingProfile] = field(default_factory=dict)
 
     # --- serialisation: numpy .npz (no pickle) + a JSON header --------------------------------
     def to_bytes(self) -> bytes:
@@ -308,6 +327,10 @@ class ReferenceProfile:
             arrays["joint:corr"] = self.joint.corr
             if self.joint.categorical:
                 arrays["joint:codes"] = self.joint.codes.astype(np.uint16)
+        if self.embeddings:
+            header["embeddings"] = {f: {"model": e.model, "revision": e.revision} for f, e in self.embeddings.items()}
+            for f, e in self.embeddings.items():
+                arrays[f"emb:{f}"] = e.sample.astype(np.float16)
         arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
         buf = io.BytesIO()
         np.savez_compressed(buf, allow_pickle=True, **arrays)  # the default, named so **arrays cannot bind it
@@ -332,8 +355,10 @@ class ReferenceProfile:
             joint = JointProfile(spec["features"], arrays["joint:sample"], arrays["joint:corr"], cats,
                                  arrays["joint:codes"] if cats else np.zeros((0, 0), dtype=np.uint16),
                                  spec.get("levels", []))
+        embeddings = {f: EmbeddingProfile(spec["model"], spec["revision"], arrays[f"emb:{f}"])
+                      for f, spec in header.get("embeddings", {}).items()}
         return cls(header["name"], header["role"], header["anchored_by"], header["n_rows"], feats, joint,
-                   format=version)
+                   format=version, embeddings=embeddings)
 
     def size_bytes(self) -> int:
         return len(self.to_bytes())

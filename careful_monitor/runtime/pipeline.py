@@ -21,6 +21,7 @@ from typing import Any
 from careful_monitor import governance, lineage
 from careful_monitor.config import Config
 from careful_monitor.contracts import alert_json
+from careful_monitor.engine.comparisons.embedding_mmd import TextEmbedder
 from careful_monitor.engine.monitor import ModelBatch, ModelMonitor, MonitorSpec, WindowOutcome
 from careful_monitor.engine.profile import PROFILE_FORMAT, ReferenceProfile
 from careful_monitor.engine.state import StaleStateError
@@ -43,6 +44,7 @@ def monitor_spec(cfg: Config, model: str) -> MonitorSpec:
         min_effect=p.min_effect.model_dump(), min_affinity=p.attribution.min_affinity,
         min_share=p.attribution.min_share, max_share_se=p.attribution.max_share_se, detector=p.detector,
         cusum_threshold=p.cusum_threshold, cusum_drift=p.cusum_drift, versions_per_model=cfg.limits.versions_per_model,
+        embedding_sample=cfg.embeddings.window_sample,
     )
 
 
@@ -98,6 +100,26 @@ def load_references(cfg: Config, store: Store, model: str) -> tuple[ReferencePro
     return anchor, synthetic
 
 
+def check_embeddings(cfg: Config, model: str, anchor: ReferenceProfile, embedder: TextEmbedder) -> None:
+    """With `embeddings.enabled`, the anchor must hold an embedding sample of every embedded text feature of
+    the model, made by this embedder's model and revision (ConfigError naming the re-registration)."""
+    m = cfg.models[model]
+    wanted = set(cfg.embeddings.features)
+    register = f"careful-monitor datasets register{f' --config {cfg.source}' if cfg.source else ''}"
+    for f, kind in m.features.items():
+        if kind != "text" or (wanted and f not in wanted) or f not in anchor.features:
+            continue
+        have = anchor.embeddings.get(f)
+        if have is None:
+            raise ConfigError("embeddings.enabled", f"anchor '{m.anchor}' of model {model} holds no embeddings of {f} "
+                              "(registered with embeddings disabled)",
+                              f"run `{register} <card of {m.anchor}>` with embeddings enabled, or disable them")
+        if (have.model, have.revision) != (embedder.model, embedder.revision):
+            raise ConfigError("embeddings.model", f"anchor '{m.anchor}' embedded {f} with {have.model} "
+                              f"({have.revision}), the installed model is {embedder.model} ({embedder.revision})",
+                              f"run `{register} <card of {m.anchor}>` to embed it with the installed model")
+
+
 def log_outcome(outcome: WindowOutcome) -> None:
     """One INFO line per closed window and one WARNING line per alert it raised (replay and run alike)."""
     r = outcome.result
@@ -127,10 +149,19 @@ def _select(batch: ModelBatch, keep: list[bool]) -> ModelBatch:
 class Pipeline:
     def __init__(self, cfg: Config, store: Store, metrics: Metrics, *,
                  on_reject: Callable[[Sequence[Rejected]], None] = lambda r: None,
-                 clock: Callable[[], float] = time.time, poll_clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.time, poll_clock: Callable[[], float] = time.monotonic,
+                 embedder: TextEmbedder | None = None) -> None:
+        """`embedder` (with `embeddings.enabled`) replaces the configured packaged embedding model."""
         self.cfg, self.store, self.metrics, self.on_reject, self.clock = cfg, store, metrics, on_reject, clock
         if not cfg.models:
             raise ConfigError("models", "no model is configured", "add a model under 'models:' in the config file")
+        self.embedder: TextEmbedder | None = None
+        if cfg.embeddings.enabled:
+            if embedder is None:
+                from careful_monitor.embeddings import load_embedder  # torch: only with embeddings enabled
+
+                embedder = load_embedder(cfg.embeddings)
+            self.embedder = embedder
         self._check_governance()
         self._export_registry()
         self._trained: dict[tuple[str, str], list[str]] = lineage.trained_versions(store, list(cfg.models))
@@ -144,6 +175,8 @@ class Pipeline:
         self.monitors: dict[str, ModelMonitor] = {}
         for model in cfg.models:
             anchor, synthetic = load_references(cfg, store, model)
+            if self.embedder is not None:
+                check_embeddings(cfg, model, anchor, self.embedder)
             mon = self._monitor(model, monitor_spec(cfg, model), anchor, synthetic, states.get(model))
             mon.apply_lifecycle({d for d in mon.states() if lifecycle.get(d) == LifecycleState.RETIRED})
             self.monitors[model] = mon
@@ -218,7 +251,7 @@ class Pipeline:
                  synthetic: dict[str, ReferenceProfile], snapshot: bytes | None) -> ModelMonitor:
         """A model's monitor resumed from its snapshot; without one, numbering continues after the stored windows."""
         try:
-            mon = ModelMonitor(model, spec, anchor, synthetic, snapshot=snapshot)
+            mon = ModelMonitor(model, spec, anchor, synthetic, snapshot=snapshot, embedder=self.embedder)
         except StaleStateError as exc:
             raise StoreError(f"model {model}: {exc}") from None
         if snapshot is None:

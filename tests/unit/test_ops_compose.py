@@ -31,7 +31,7 @@ CONFIG_IN_CONTAINER = "/etc/careful-monitor/config.yaml"
 ONE_SHOTS = {"init", "register", "simulate"}
 #: config sections the environment may set (models are configured in the file only)
 CONFIG_SECTIONS = ("window", "policy", "profile", "limits", "dead_letters", "kafka", "store", "http", "governance",
-                   "isolation")
+                   "isolation", "embeddings")
 #: CAREFUL_MONITOR_<SECTION>__<KEY>[__<KEY>...]
 ENV_KEY = re.compile(rf"CAREFUL_MONITOR_({'|'.join(s.upper() for s in CONFIG_SECTIONS)})(__[A-Z][A-Z0-9_]*)+")
 #: the CLI's top-level commands a container may run

@@ -30,6 +30,8 @@ def _digest(x: Any, h: Any) -> None:
         for f in x.__dataclass_fields__:
             if f == "format":  # the version it was stored in, not what it holds
                 continue
+            if f == "embeddings" and not getattr(x, f):  # the optional embeddings section, absent: holds nothing
+                continue
             h.update(f.encode())
             _digest(getattr(x, f), h)
     elif isinstance(x, dict):
