@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
 
 from careful_monitor.app import App, build, open_store
-from careful_monitor.engine.profile import build_profile
+from careful_monitor.engine.profile import ReferenceProfile, build_profile
 
 Echo = Callable[[str], None] | None
 
@@ -17,7 +19,23 @@ Echo = Callable[[str], None] | None
 BASE_TS = 1_764_000_000
 
 
-def event_lines(rng: np.random.Generator, n: int, start: int, shift: float = 0.0, numeric: int = 15) -> list[bytes]:
+@contextmanager
+def quiet_logs(level: int = logging.WARNING) -> Iterator[None]:
+    """careful_monitor's loggers below `level` are silenced while the block runs (the pipeline logs one INFO
+    line per closed window, which would drown a benchmark's table); the previous level is restored after."""
+    logger = logging.getLogger("careful_monitor")
+    before = logger.level
+    if logger.getEffectiveLevel() < level:
+        logger.setLevel(level)
+    try:
+        yield
+    finally:
+        logger.setLevel(before)
+
+
+def event_lines(rng: np.random.Generator, n: int, start: int, shift: float = 0.0, numeric: int = 15,
+                models: Sequence[str] = ("bench",)) -> list[bytes]:
+    """`n` seeded events (ids `e<start>`...); with several `models`, event i names models[(start + i) % len]."""
     import orjson
 
     x = np.round(rng.normal(shift, 1.0, (n, numeric)), 4).tolist()
@@ -25,7 +43,9 @@ def event_lines(rng: np.random.Generator, n: int, start: int, shift: float = 0.0
     p = np.exp(z)
     p = np.round(p / p.sum(axis=1, keepdims=True), 4).tolist()
     dumps = orjson.dumps
-    return [dumps({"model": "bench", "model_version": "1", "ts": float(BASE_TS + start + i), "id": f"e{start + i}",
+    k = len(models)
+    return [dumps({"model": models[(start + i) % k], "model_version": "1", "ts": float(BASE_TS + start + i),
+                   "id": f"e{start + i}",
                    "inputs": {f"x{j}": v for j, v in enumerate(x[i])},
                    "outputs": {"probs": {"a": p[i][0], "b": p[i][1], "c": p[i][2]}}}) for i in range(n)]
 
@@ -39,22 +59,52 @@ def reference_columns(rng: np.random.Generator, n: int, sd: float = 1.0, numeric
     return cols
 
 
-def bench_app(workdir: Path, numeric: int = 15, overrides: dict | None = None) -> App:
-    """A store in `workdir` holding an anchor and one synthetic set, and the App's pipeline on it (no HTTP)."""
+#: spread of the k-th synthetic set of `bench_profiles` (cycled): narrow first, then faithful, ...
+SYNTHETIC_SDS = (0.7, 1.0, 0.85, 1.15, 0.6)
+
+
+def bench_features(numeric: int = 15) -> dict[str, str]:
+    return {**{f"inputs.x{i}": "numeric" for i in range(numeric)}, "outputs.probs": "probs"}
+
+
+def bench_profiles(numeric: int = 15, synthetic: int = 1, rows: int = 20_000) -> list[ReferenceProfile]:
+    """The anchor `bench-real` (`rows` rows) and `synthetic` sets `bench-synth`, `bench-synth-2`, ... of half
+    as many rows, each N(0, sd) with sd from SYNTHETIC_SDS (seed 1)."""
+    rng = np.random.default_rng(1)
+    features = bench_features(numeric)
+    anchor = build_profile("bench-real", "real", reference_columns(rng, rows, numeric=numeric), kinds=features,
+                           rng=rng)
+    return [anchor] + [build_profile("bench-synth" if k == 0 else f"bench-synth-{k + 1}", "synthetic",
+                                     reference_columns(rng, rows // 2, SYNTHETIC_SDS[k % len(SYNTHETIC_SDS)],
+                                                       numeric=numeric),
+                                     kinds=features, anchor=anchor, anchored_by="bench-real", rng=rng)
+                       for k in range(synthetic)]
+
+
+def model_names(n: int) -> list[str]:
+    """The models of an n-model worker: `bench`, then `bench-2`, ... (all on the same datasets)."""
+    return ["bench"] + [f"bench-{i + 1}" for i in range(1, n)]
+
+
+def bench_app(workdir: Path, numeric: int = 15, overrides: dict | None = None, *, synthetic: int = 1,
+              models: int = 1, profiles: Sequence[ReferenceProfile] | None = None) -> App:
+    """A store in `workdir` holding an anchor and `synthetic` sets, and the App's pipeline on it (no HTTP).
+
+    `models` configures that many models (`model_names`) on the same datasets and features; `profiles`
+    (as `bench_profiles` returns them) saves building them again.
+    """
     from careful_monitor.config import load_config
 
-    rng = np.random.default_rng(1)
-    features = {**{f"inputs.x{i}": "numeric" for i in range(numeric)}, "outputs.probs": "probs"}
+    profs = list(profiles) if profiles is not None else bench_profiles(numeric, synthetic)
+    anchor = profs[0]
+    features = bench_features(numeric)
+    mix = {p.name: 1.0 / len(profs) for p in profs}
+    model = {"anchor": anchor.name, "training_mix": mix, "features": features}
     cfg = load_config(None, environ={}, overrides={
-        "models": {"bench": {"anchor": "bench-real", "training_mix": {"bench-real": 0.5, "bench-synth": 0.5},
-                             "features": features}},
+        "models": {name: model for name in model_names(models)},
         "store": {"url": f"sqlite:///{workdir / 'bench.db'}"}, **(overrides or {})})
     store = open_store(cfg)
-    anchor = build_profile("bench-real", "real", reference_columns(rng, 20_000, numeric=numeric), kinds=features,
-                           rng=rng)
-    synth = build_profile("bench-synth", "synthetic", reference_columns(rng, 10_000, 0.7, numeric=numeric),
-                          kinds=features, anchor=anchor, anchored_by="bench-real", rng=rng)
-    for prof in (anchor, synth):
+    for prof in profs:
         store.put_dataset(name=prof.name, role=prof.role, anchored_by=prof.anchored_by, card={"name": prof.name},
                           profile=prof.to_bytes(), n_rows=prof.n_rows, data_sha256="-", by="bench")
     return build(cfg, store=store, http=False, dead_letters=False)
