@@ -333,7 +333,7 @@ class ReferenceProfile:
                 arrays[f"emb:{f}"] = e.sample.astype(np.float16)
         arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
         buf = io.BytesIO()
-        np.savez_compressed(buf, allow_pickle=True, **arrays)  # the default, named so **arrays cannot bind it
+        np.savez_compressed(buf, allow_pickle=False, **arrays)  # no pickle: an object array is an error, not a pickle
         return buf.getvalue()
 
     @classmethod
