@@ -48,6 +48,27 @@ def monitor_spec(cfg: Config, model: str) -> MonitorSpec:
     )
 
 
+
+def older_format(name: str, profile: ReferenceProfile, anchor: ReferenceProfile) -> str | None:
+    """What a synthetic set registered by an older careful-monitor lacks in the joint block, or None.
+
+    Format 1 has no joint sample (joint attribution leaves the set out); format 2 has one of the numeric
+    features only (the categorical features of the anchor's joint sample are left out of its joint block).
+    Either way re-registering its card adds what is missing.
+    """
+    if profile.format >= PROFILE_FORMAT:
+        return None
+    if profile.joint is None:
+        return (f"dataset {name} was registered by an older careful-monitor (profile format {profile.format}): it "
+                "has no joint sample, so joint attribution leaves it out; re-register its card to include it")
+    missing = [f for f in (anchor.joint.categorical if anchor.joint else []) if f not in profile.joint.categorical]
+    if missing:
+        return (f"dataset {name} was registered by an older careful-monitor (profile format {profile.format}): its "
+                f"joint sample has no categorical columns, so joint attribution does not see {', '.join(missing)} "
+                "in it; re-register its card to include them")
+    return None
+
+
 def load_references(cfg: Config, store: Store, model: str) -> tuple[ReferenceProfile, dict[str, ReferenceProfile]]:
     """The model's anchor and synthetic profiles, checked against the config (ConfigError names the fix)."""
     m = cfg.models[model]
@@ -73,10 +94,8 @@ def load_references(cfg: Config, store: Store, model: str) -> tuple[ReferencePro
         if srec.role == "real":
             continue  # a second real set in the mix is not a synthetic reference
         synthetic[name] = ReferenceProfile.from_bytes(srec.profile)
-        if synthetic[name].format < PROFILE_FORMAT and synthetic[name].joint is None:
-            log.warning("dataset %s was registered by an older careful-monitor (profile format %d): it has no joint "
-                        "sample, so joint attribution leaves it out; re-register its card to include it",
-                        name, synthetic[name].format)
+        if (old := older_format(name, synthetic[name], anchor)) is not None:
+            log.warning("%s", old)
     from careful_monitor.registry import off_grid
 
     register = f"careful-monitor datasets register{f' --config {cfg.source}' if cfg.source else ''}"

@@ -21,6 +21,7 @@ from careful_monitor.engine.comparisons.mmd import MMD
 from careful_monitor.engine.monitor import WindowOutcome
 from careful_monitor.engine.profile import CategoricalProfile, JointProfile, ReferenceProfile, build_profile
 from careful_monitor.engine.types import PolicyState
+from careful_monitor.runtime.pipeline import older_format
 from careful_monitor.scenarios import sample_categorical_dependence
 
 FEATURES = {"inputs.c": "categorical", "inputs.x1": "numeric", "inputs.x2": "numeric"}
@@ -152,6 +153,12 @@ def test_without_categorical_joint_columns_the_same_stream_is_called_a_changed_w
         alerts = [(a.dataset, a.state) for o in outs for a in o.alerts]
         assert alerts == [("real", PolicyState.ANCHOR_STALE)], (seed, alerts)
         assert not any(o.result.attribution_of("naive").identifiable for o in outs)
+    # what `replay`/`run` say of such a set when they load it: one warning naming what it lacks and the fix
+    said = older_format("naive", stripped["naive"], anchor)
+    assert said is not None and "format 2" in said and "inputs.c" in said and "re-register" in said
+    no_joint = older_format("naive", dataclasses.replace(sets["naive"], joint=None, format=1), anchor)
+    assert no_joint is not None and "format 1" in no_joint and "no joint sample" in no_joint
+    assert older_format("naive", sets["naive"], anchor) is None  # the current format: nothing to say
 
 
 @pytest.mark.parametrize("n", [200, 1000])
