@@ -35,13 +35,11 @@ another model or revision is not compared (the service refuses to start instead:
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import numpy as np
-from scipy import special
 
-from careful_monitor.engine.comparisons.mmd import FEATURES, fourier_features, random_frequencies, whitening
+from careful_monitor.engine.comparisons.mmd import FEATURES, FourierMap, Null, random_frequencies
 from careful_monitor.engine.profile import EmbeddingProfile
 from careful_monitor.engine.types import TestResult
 
@@ -108,27 +106,16 @@ def window_texts(values: Sequence[Any], size: int, rng: np.random.Generator) -> 
     return [texts[i] for i in np.sort(rng.choice(len(texts), size=size, replace=False)).tolist()]
 
 
-@dataclass(frozen=True, slots=True)
-class _Null:
-    """What the test needs of an anchor's embedding sample, computed once per profile."""
-
-    w: np.ndarray  # dim x D frequencies
-    b: np.ndarray  # D phases
-    mu: np.ndarray  # anchor mean feature vector
-    whiten: np.ndarray  # D x r
-    trace: float  # trace of the anchor's feature covariance
-    rank: int
-    n_ref: int
+_NO_CODES = np.zeros((0, 0), dtype=np.intp)  # embeddings have no categorical block (`FourierMap` reads none)
 
 
-def _null(profile: EmbeddingProfile) -> _Null:
+def _null(profile: EmbeddingProfile) -> Null:
+    """The `mmd` null of the anchor's embedding sample (random features of the embeddings, no categories)."""
     found = profile.__dict__.get("_embedding_mmd")
     if found is None:
         x = profile.sample.astype(float)
         w, b = random_frequencies(x, np.random.default_rng(SEED), FEATURES)
-        mu, whiten, cov = whitening(fourier_features(x, w, b))
-        found = profile.__dict__["_embedding_mmd"] = _Null(w, b, mu, whiten, float(np.trace(cov)), whiten.shape[1],
-                                                           len(x))
+        found = profile.__dict__["_embedding_mmd"] = Null.of(FourierMap(w, (), b), x, _NO_CODES)
     return found
 
 
@@ -148,17 +135,10 @@ class EmbeddingMMD:
 
     def compare_embeddings(self, profile: EmbeddingProfile, vectors: np.ndarray) -> TestResult | None:
         """The test of a window's embeddings (texts x dim) against the anchor's sample; None when too few."""
-        n = len(vectors)
         null = _null(profile)
-        if n < MIN_TEXTS or null.n_ref <= null.rank + 1 or vectors.shape[1] != null.w.shape[0]:
+        if len(vectors) < MIN_TEXTS or vectors.shape[1] != null.fmap.w.shape[0]:
             return None
-        d = fourier_features(np.asarray(vectors, dtype=float), null.w, null.b).mean(axis=0) - null.mu
-        scale = 1.0 / n + 1.0 / null.n_ref
-        t2 = float(np.sum((d @ null.whiten) ** 2)) / scale
-        r, big_n = null.rank, null.n_ref
-        p = float(special.fdtrc(r, big_n - r, t2 * (big_n - r) / (r * (big_n - 1))))
-        effect = float(np.sqrt(max(0.0, float(d @ d) - null.trace * scale)))
-        return TestResult(self.name, t2, p, effect)
+        return null.test(self.name, np.asarray(vectors, dtype=float), _NO_CODES)
 
 
 def embedding_tests(cols: Mapping[str, Sequence[Any]], profiles: Mapping[str, EmbeddingProfile],

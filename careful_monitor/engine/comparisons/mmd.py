@@ -119,8 +119,9 @@ def fourier_map(z: np.ndarray, codes: np.ndarray, levels: tuple[int, ...] | list
 
 
 @dataclass(frozen=True, slots=True)
-class _Null:
-    """What the test needs of the anchor for one set of joint features, computed once per profile."""
+class Null:
+    """What the test needs of an anchor sample (rows of scores and codes, or of text embeddings: see
+    `comparisons.embedding_mmd`), computed once per profile by `Null.of`."""
 
     fmap: FourierMap  # frequencies and phases
     mu: np.ndarray  # anchor mean feature vector
@@ -129,10 +130,26 @@ class _Null:
     rank: int
     n_ref: int
 
+    @classmethod
+    def of(cls, fmap: FourierMap, rows: np.ndarray, codes: np.ndarray) -> Null:
+        """The null of the anchor sample `rows` (and its category `codes`) under the random features `fmap`."""
+        mu, whiten, cov = whitening(fmap.features(rows, codes))
+        return cls(fmap, mu, whiten, float(np.trace(cov)), whiten.shape[1], len(rows))
 
-def fourier_features(z: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """phi(z) = sqrt(2/D) cos(z W + b), one row per row of z."""
-    return np.sqrt(2.0 / len(b)) * np.cos(z @ w + b)
+    def test(self, name: str, rows: np.ndarray, codes: np.ndarray) -> TestResult | None:
+        """Hotelling's T^2 of the window's mean feature vector with its F(r, N - r) null, and the
+        bias-corrected MMD as the effect; None when the anchor sample is too small for the rank."""
+        if self.n_ref <= self.rank + 1:
+            return None
+        n = len(rows)
+        d = self.fmap.features(rows, codes).mean(axis=0) - self.mu
+        scale = 1.0 / n + 1.0 / self.n_ref
+        t2 = float(np.sum((d @ self.whiten) ** 2)) / scale
+        r, big_n = self.rank, self.n_ref
+        f_stat = t2 * (big_n - r) / (r * (big_n - 1))
+        p = float(special.fdtrc(r, big_n - r, f_stat))
+        effect = float(np.sqrt(max(0.0, float(d @ d) - self.trace * scale)))
+        return TestResult(name, t2, p, effect)
 
 
 def random_frequencies(sample: np.ndarray, rng: np.random.Generator, features: int = FEATURES,
@@ -161,7 +178,7 @@ def whitening(phi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return mu, vecs[:, keep] / np.sqrt(vals[keep]), cov
 
 
-def _null(joint: JointProfile, idx: tuple[int, ...], cidx: tuple[int, ...]) -> _Null:
+def _null(joint: JointProfile, idx: tuple[int, ...], cidx: tuple[int, ...]) -> Null:
     cache = joint.__dict__.setdefault("_mmd", {})
     found = cache.get((idx, cidx))
     if found is not None:
@@ -169,8 +186,7 @@ def _null(joint: JointProfile, idx: tuple[int, ...], cidx: tuple[int, ...]) -> _
     z = joint.sample[:, list(idx)].astype(float)
     codes = joint.codes[:, list(cidx)].astype(np.intp)
     fmap = fourier_map(z, codes, [joint.levels[j] for j in cidx], np.random.default_rng(SEED))
-    mu, whiten, cov = whitening(fmap.features(z, codes))
-    found = cache[(idx, cidx)] = _Null(fmap, mu, whiten, float(np.trace(cov)), whiten.shape[1], len(z))
+    found = cache[(idx, cidx)] = Null.of(fmap, z, codes)
     return found
 
 
@@ -184,17 +200,7 @@ class MMD:
         rows = joint_rows(reference, window)
         if rows is None:
             return None
-        joint, z = rows.joint, rows.scores
-        n = len(z)
+        joint = rows.joint
         null = _null(joint, tuple(joint.features.index(f) for f in rows.features),
                      tuple(joint.categorical.index(f) for f in rows.categorical))
-        if null.n_ref <= null.rank + 1:
-            return None
-        d = null.fmap.features(z, rows.codes).mean(axis=0) - null.mu
-        scale = 1.0 / n + 1.0 / null.n_ref
-        t2 = float(np.sum((d @ null.whiten) ** 2)) / scale
-        r, big_n = null.rank, null.n_ref
-        f_stat = t2 * (big_n - r) / (r * (big_n - 1))
-        p = float(special.fdtrc(r, big_n - r, f_stat))
-        effect = float(np.sqrt(max(0.0, float(d @ d) - null.trace * scale)))
-        return TestResult(self.name, t2, p, effect)
+        return null.test(self.name, rows.scores, rows.codes)
