@@ -22,7 +22,8 @@ from typing import Any
 
 import numpy as np
 
-from careful_monitor.engine.monitor import ModelBatch, ModelMonitor, MonitorSpec, WindowOutcome
+from careful_monitor.bench.quality import window_batch
+from careful_monitor.engine.monitor import ModelMonitor, MonitorSpec, WindowOutcome
 from careful_monitor.engine.profile import ReferenceProfile, build_profile
 from careful_monitor.engine.types import PolicyState
 
@@ -42,11 +43,6 @@ def _monitor(features: dict[str, str], anchor: ReferenceProfile, sets: dict[str,
 
     spec = MonitorSpec(features=dict(features), window_size=window, min_effect=MinEffect().model_dump())
     return ModelMonitor("m", spec, anchor, sets)
-
-
-def _batch(cols: dict[str, list], start: float = 0.0) -> ModelBatch:
-    n = len(next(iter(cols.values())))
-    return ModelBatch([start + i for i in range(n)], ["1"] * n, cols)
 
 
 def ramp(windows: int = 12, change: int = CHANGE) -> list[float]:
@@ -83,7 +79,7 @@ class DependenceWorld:
         for share in shares:
             for f, v in _inputs(self.sampler(rng, WINDOW, naive_share=share, **kw)).items():
                 cols[f] += v
-        return mon.process(_batch(cols), now=0.0)
+        return mon.process(window_batch(cols, 0), now=0.0)
 
 
 def dependence_world() -> DependenceWorld:
@@ -183,7 +179,8 @@ def text_stationary(profiles: tuple[ReferenceProfile, dict[str, ReferenceProfile
     flagged = alerts = new_flags = 0
     for chunk in range(0, windows, 10):
         k = min(10, windows - chunk)
-        for o in mon.process(_batch({TEXT_FEATURE: topic_texts(rng, k * TEXT_WINDOW)}, chunk * TEXT_WINDOW), now=0.0):
+        docs = topic_texts(rng, k * TEXT_WINDOW)
+        for o in mon.process(window_batch({TEXT_FEATURE: docs}, chunk * TEXT_WINDOW), now=0.0):
             flagged += o.result.flagged
             alerts += len(o.alerts)
             new_flags += any(t.flagged and t.test in ("token_presence", "novelty") for t in o.result.tests)
@@ -201,7 +198,7 @@ def vocabulary_shift(profiles: tuple[ReferenceProfile, dict[str, ReferenceProfil
     for seed in range(seeds):
         rng = np.random.default_rng(77 + seed)
         docs = topic_texts(rng, stable * TEXT_WINDOW) + topic_texts(rng, drifted * TEXT_WINDOW, other=other)
-        outs = _text_monitor(*profiles).process(_batch({TEXT_FEATURE: docs}), now=0.0)
+        outs = _text_monitor(*profiles).process(window_batch({TEXT_FEATURE: docs}, 0), now=0.0)
         first.append(_first(outs, lambda o: o.result.window >= stable
                             and any(t.flagged and t.test == "novelty" for t in o.result.tests)))
         alerts = [(a.window, a.dataset, a.state) for o in outs for a in o.alerts]
@@ -233,7 +230,7 @@ def text_collapse(seeds: int, windows: int = 12) -> dict[str, Any]:
             k = int(r.binomial(TEXT_WINDOW, share))
             mixed = sample_texts(r, models[-1], k) + sample_texts(r, models[0], TEXT_WINDOW - k)
             docs += [mixed[i] for i in r.permutation(TEXT_WINDOW)]
-        outs = _text_monitor(anchor, sets).process(_batch({TEXT_FEATURE: docs}), now=0.0)
+        outs = _text_monitor(anchor, sets).process(window_batch({TEXT_FEATURE: docs}, 0), now=0.0)
         alerts = [(a.window, a.dataset, a.state) for o in outs for a in o.alerts]
         retired.append(next((w for w, d, s in alerts if d == "low-diversity" and s == PolicyState.RETIRE_RECOMMENDED),
                             None))

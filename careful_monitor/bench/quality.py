@@ -172,7 +172,8 @@ class World:
                             self.anchor, self.synthetic)
 
 
-def _batch(cols: dict[str, list], start: int):
+def window_batch(cols: dict[str, list], start: int):
+    """Columns of n events as the engine's batch: timestamps start, start + 1, ... (floats), model version "1"."""
     from careful_monitor.engine.monitor import ModelBatch
 
     n = len(next(iter(cols.values())))
@@ -182,7 +183,7 @@ def _batch(cols: dict[str, list], start: int):
 def _run(world: World, mon, rng, windows: int, size: int = 1000, start_window: int = 0, **law):
     outs = []
     for w in range(windows):
-        outs += mon.process(_batch(world.columns(rng, size, **law), (start_window + w) * size), now=0.0)
+        outs += mon.process(window_batch(world.columns(rng, size, **law), (start_window + w) * size), now=0.0)
     return outs
 
 
@@ -209,7 +210,7 @@ def mean_shift(world: World, shift: float = 0.25, seed: int = 2, windows: int = 
     for w in range(windows):
         cols = world.columns(rng, 1000)
         cols["inputs.x0"] = (np.array(cols["inputs.x0"]) + shift).tolist()
-        for o in mon.process(_batch(cols, w * 1000), now=0.0):
+        for o in mon.process(window_batch(cols, w * 1000), now=0.0):
             if "inputs.x0" in o.result.flagged_features:
                 return w + 1
     return None
@@ -234,7 +235,7 @@ def gaussian_chain(world: World, regime: Regime, seed: int = 3, n_per_generation
         g = gens[stride * w]
         if first_70 is None and g.variance_ratio <= 0.7:
             first_70 = w
-        for o in mon.process(_batch(world.columns(rng, 1000, sd=g.sigma), w * 1000), now=0.0):
+        for o in mon.process(window_batch(world.columns(rng, 1000, sd=g.sigma), w * 1000), now=0.0):
             alerts += [(a.window, a.dataset, str(a.state)) for a in o.alerts]
             if spread_flag is None and any(e.signal == "spread_ratio" for e in o.result.evidence):
                 spread_flag = o.result.window
@@ -258,7 +259,7 @@ def attribution(world: World, seeds: int = 20, windows: int = 6) -> dict[str, An
         mon = world.monitor()
         outs = []
         for w in range(windows):
-            outs += mon.process(_batch(_mixed(world, rng, 0.5), w * 1000), now=0.0)
+            outs += mon.process(window_batch(_mixed(world, rng, 0.5), w * 1000), now=0.0)
         blamed = {al.dataset for o in outs for al in o.alerts}
         right += blamed == {"collapsed"}
         wrong += "biased" in blamed
@@ -273,7 +274,7 @@ def share_accuracy(world: World, shares=(0.1, 0.3, 0.5, 0.7, 0.9), seeds: int = 
         for seed in range(seeds):
             rng = np.random.default_rng(200 + seed)
             mon = world.monitor(window_size=1000)
-            o = mon.process(_batch(_mixed(world, rng, share), 0), now=0.0)[0]
+            o = mon.process(window_batch(_mixed(world, rng, share), 0), now=0.0)[0]
             est = {x.dataset: x.share for x in o.result.attribution}["collapsed"]
             worst = max(worst, abs((est or 0.0) - share))
         out[share] = worst
@@ -291,7 +292,7 @@ def world_shift(world: World, seeds: int = 20, windows: int = 6) -> dict[str, An
             cols = world.columns(rng, 1000)
             for i in range(10, 20):
                 cols[f"inputs.x{i}"] = (np.array(cols[f"inputs.x{i}"]) + 1.0).tolist()
-            outs += mon.process(_batch(cols, w * 1000), now=0.0)
+            outs += mon.process(window_batch(cols, w * 1000), now=0.0)
         alerts = [(a.window, a.dataset) for o in outs for a in o.alerts]
         stale_in_time += any(d == "anchor" and w < 5 for w, d in alerts)
         blamed += any(d != "anchor" for _, d in alerts)
@@ -303,7 +304,7 @@ def correlation(world: World, seed: int = 4, windows: int = 5) -> int | None:
     rng = np.random.default_rng(seed)
     mon = world.monitor()
     for w in range(windows):
-        for o in mon.process(_batch(world.columns(rng, 1000, corr=0.6), w * 1000), now=0.0):
+        for o in mon.process(window_batch(world.columns(rng, 1000, corr=0.6), w * 1000), now=0.0):
             if "joint" in o.result.flagged_features:
                 return w + 1
     return None
@@ -316,7 +317,7 @@ def effect_floor(world: World, seed: int = 5, windows: int = 2, size: int = 50_0
     flagged = 0
     for w in range(windows):
         cols = world.columns(rng, size, shift=0.02, shift_cols=NUMERIC)
-        for o in mon.process(_batch(cols, w * size), now=0.0):
+        for o in mon.process(window_batch(cols, w * size), now=0.0):
             flagged += o.result.flagged
     return flagged
 
@@ -414,7 +415,7 @@ def signal_series(world: World, kind: str, seed: int = 3, windows: int = 30) -> 
             g = gens[20 * w]
             cols = world.columns(rng, 1000, sd=g.sigma)
             out["variance_ratio"].append(g.variance_ratio)
-        for o in mon.process(_batch(cols, w * 1000), now=0.0):
+        for o in mon.process(window_batch(cols, w * 1000), now=0.0):
             r = o.result
             spreads = [t.result.statistic for t in r.tests if t.test == "spread_ratio"]
             att = {a.dataset: a for a in r.attribution}["collapsed"]

@@ -48,6 +48,10 @@ def monitor_spec(cfg: Config, model: str) -> MonitorSpec:
     )
 
 
+def _register_command(cfg: Config) -> str:
+    """The `datasets register` command a message tells the operator to run, with this config's path."""
+    return f"careful-monitor datasets register{f' --config {cfg.source}' if cfg.source else ''}"
+
 
 def older_format(name: str, profile: ReferenceProfile, anchor: ReferenceProfile) -> str | None:
     """What a synthetic set registered by an older careful-monitor lacks in the joint block, or None.
@@ -98,7 +102,7 @@ def load_references(cfg: Config, store: Store, model: str) -> tuple[ReferencePro
             log.warning("%s", old)
     from careful_monitor.registry import off_grid
 
-    register = f"careful-monitor datasets register{f' --config {cfg.source}' if cfg.source else ''}"
+    register = _register_command(cfg)
     for f, kind in m.features.items():
         prof = anchor.features.get(f)
         if prof is None:
@@ -124,7 +128,7 @@ def check_embeddings(cfg: Config, model: str, anchor: ReferenceProfile, embedder
     the model, made by this embedder's model and revision (ConfigError naming the re-registration)."""
     m = cfg.models[model]
     wanted = set(cfg.embeddings.features)
-    register = f"careful-monitor datasets register{f' --config {cfg.source}' if cfg.source else ''}"
+    register = _register_command(cfg)
     for f, kind in m.features.items():
         if kind != "text" or (wanted and f not in wanted) or f not in anchor.features:
             continue

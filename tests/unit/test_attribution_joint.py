@@ -41,7 +41,7 @@ def test_two_identifiable_sets_get_shares_near_the_truth() -> None:
             u = rng.random(1000)
             cols = {f: [cv if x < sc else (bv if x < sc + sb else av) for av, cv, bv, x in
                         zip(a[f], c[f], b[f], u, strict=True)] for f in a}
-            res = world.monitor(window_size=1000).process(q._batch(cols, 0), now=0.0)[0].result
+            res = world.monitor(window_size=1000).process(q.window_batch(cols, 0), now=0.0)[0].result
             at = {x.dataset: x for x in res.attribution}
             assert all(x.identifiable and x.group_share is None and not x.indistinguishable_from
                        for x in at.values())
