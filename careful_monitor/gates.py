@@ -66,7 +66,7 @@ from careful_monitor.engine.profile import (
     ProbsProfile,
     ReferenceProfile,
     TextProfile,
-    normal_scores,
+    normal_scores_matrix,
 )
 from careful_monitor.engine.text import matched
 from careful_monitor.errors import ManifestError, NotFoundError, RegistryError
@@ -364,7 +364,7 @@ def joint_scores(columns: Mapping[str, Sequence[Any]], anchor: ReferenceProfile,
                              dtype=float))
     m = np.column_stack(mats)
     m = m[np.isfinite(m).all(axis=1)]
-    return np.column_stack([normal_scores(m[:, j], p) for j, p in enumerate(numeric)])
+    return normal_scores_matrix(m, numeric)
 
 
 def dcr_gate(joint: JointProfile | None, synth: np.ndarray | None) -> Gate:

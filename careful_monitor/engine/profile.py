@@ -1017,6 +1017,34 @@ def normal_scores(x: np.ndarray, prof: NumericProfile) -> np.ndarray:
     return ndtri(np.clip(u, 0.5 / n, 1 - 0.5 / n))
 
 
+def normal_scores_matrix(m: np.ndarray, profiles: Sequence[NumericProfile]) -> np.ndarray:
+    """`normal_scores` of every column of `m` (rows x features) through its profile: the same values, faster.
+
+    The columns are stacked as features x rows and each is interpolated in sorted order (one `argsort` over
+    the stack): `np.interp` finds a sorted point's grid cell from the previous one's, about 4x faster than a
+    binary search per unsorted row, and the sort costs less than it saves. One `ndtri` over the stack, then
+    the scores go back to the rows' order. Element by element the arithmetic is `normal_scores`' (a test
+    checks they are equal).
+    """
+    from scipy.special import ndtri
+
+    stack = np.ascontiguousarray(m.T, dtype=float)
+    order = np.argsort(stack, axis=1)
+    s = np.take_along_axis(stack, order, axis=1)
+    lo = np.empty((len(profiles), 1))
+    for j, prof in enumerate(profiles):
+        uq, left, right = prof.cdf_limits()
+        lo[j] = 0.5 / max(prof.n, 2)
+        if len(uq) == 1:
+            s[j] = 0.5  # ndtri(0.5) = 0, as normal_scores' zeros
+        else:
+            s[j] = np.interp(s[j], uq, (left + right) / 2 if left is not right else right)
+    z = ndtri(np.clip(s, lo, 1 - lo, out=s), out=s)
+    out = np.empty_like(z)
+    np.put_along_axis(out, order, z, axis=1)
+    return np.ascontiguousarray(out.T)  # rows x features in C order, as np.column_stack gives
+
+
 def _joint_from_rows(rows: Mapping[str, np.ndarray], feats: dict[str, NumericProfile],
                      levels: Mapping[str, int] | None = None) -> JointProfile | None:
     """The joint profile of row-aligned columns: numeric `feats` (scored through those CDFs) and categorical
@@ -1028,7 +1056,7 @@ def _joint_from_rows(rows: Mapping[str, np.ndarray], feats: dict[str, NumericPro
     if len(m) < 2:
         return None
     p = len(names)
-    z = np.column_stack([normal_scores(m[:, j], feats[f]) for j, f in enumerate(names)])
+    z = normal_scores_matrix(m[:, :len(names)], [feats[f] for f in names])
     codes = m[:, p:].astype(np.uint16)
     return JointProfile(names, z.astype(np.float32), np.corrcoef(z, rowvar=False), cats, codes,
                         [int(levels[c]) for c in cats] if levels else [])

@@ -10,6 +10,8 @@ import json
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from careful_monitor.bench import coverage
 from careful_monitor.engine.monitor import WindowOutcome
@@ -21,6 +23,8 @@ from careful_monitor.engine.profile import (
     ReferenceProfile,
     build_profile,
     normal_scores,
+    normal_scores_matrix,
+    numeric_profile,
 )
 from careful_monitor.engine.types import PolicyState
 from careful_monitor.scenarios import sample_dependence
@@ -183,3 +187,21 @@ def test_dependence_change_with_unchanged_marginals_is_flagged_by_mmd_in_its_fir
         alerts = [(a.window, a.dataset, a.state) for o in outs for a in o.alerts]
         assert alerts == [(CHANGE + 2, "naive", PolicyState.RETIRE_RECOMMENDED)], (seed, alerts)
     assert stationary_flags <= 2 and marginal_flags <= 4, (stationary_flags, marginal_flags)
+
+
+@given(st.integers(0, 2**32 - 1), st.integers(1, 400), st.sampled_from(["normal", "ties", "constant"]))
+@settings(max_examples=40, deadline=None)
+def test_normal_scores_matrix_equals_normal_scores_column_by_column(seed: int, rows: int, law: str) -> None:
+    """The sorted-order scores of the window path are `normal_scores`' values, bit for bit, in the rows'
+    order: ties in the window and in the reference's quantiles (left and right CDF limits differ), and a
+    constant reference feature (scores 0)."""
+    rng = np.random.default_rng(seed)
+    ref = {"a": rng.normal(size=3000), "b": np.round(rng.exponential(size=3000)),
+           "c": np.full(3000, 2.0) if law == "constant" else rng.uniform(size=3000)}
+    profiles = [numeric_profile(v.tolist(), anchor=None, bins=20, quantiles=1024) for v in ref.values()]
+    m = rng.normal(size=(rows, 3))
+    if law == "ties":
+        m = np.round(m * 2) / 2
+    got = normal_scores_matrix(m, profiles)
+    want = np.column_stack([normal_scores(m[:, j], p) for j, p in enumerate(profiles)])
+    assert got.flags.c_contiguous and np.array_equal(got, want)

@@ -34,7 +34,7 @@ from careful_monitor.engine.profile import (
     JointProfile,
     NumericProfile,
     ReferenceProfile,
-    normal_scores,
+    normal_scores_matrix,
 )
 
 #: fewer complete rows than this and no window-level test runs
@@ -128,8 +128,7 @@ def _rows(reference: ReferenceProfile, window: Mapping[str, np.ndarray]) -> Join
         return None
     profiles = [reference.features[f] for f in names]
     assert all(isinstance(p, NumericProfile) for p in profiles)
-    z = (np.column_stack([normal_scores(m[:, j], p) for j, p in enumerate(profiles)])  # type: ignore[arg-type]
-         if names else np.zeros((int(ok.sum()), 0)))
+    z = normal_scores_matrix(m, profiles) if names else np.zeros((int(ok.sum()), 0))  # type: ignore[arg-type]
     return JointRows(joint, names, cats, z, c[ok].astype(np.intp))
 
 
@@ -164,4 +163,4 @@ def _scores(reference: ReferenceProfile, window: Mapping[str, np.ndarray]) -> Sc
         return None
     profiles = [reference.features[f] for f in names]
     assert all(isinstance(p, NumericProfile) for p in profiles)  # `features`: the joint sample's numeric part
-    return joint, names, np.column_stack([normal_scores(m[:, j], p) for j, p in enumerate(profiles)])  # type: ignore[arg-type]
+    return joint, names, normal_scores_matrix(m, profiles)  # type: ignore[arg-type]
