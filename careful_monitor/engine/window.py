@@ -62,7 +62,8 @@ class OpenWindow:
             self.first_ts = float(ts[lo])
         self.last_ts = float(ts[hi - 1])
         self.n += hi - lo
-        self.versions.update(v for v in batch.versions[lo:hi] if v is not None)
+        self.versions.update(batch.versions[lo:hi])  # type: ignore[arg-type]  # counted in C; None dropped next
+        self.versions.pop(None, None)  # type: ignore[call-overload]
         if self.probs_feature is None:
             return None
         conf, ent, nulls, bad = probs_confidence(batch.columns.get(self.probs_feature, [])[lo:hi])

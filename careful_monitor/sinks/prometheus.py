@@ -14,7 +14,7 @@ the same registry (ProcessCollector, PlatformCollector).
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
 from prometheus_client.exposition import generate_latest
@@ -26,6 +26,9 @@ from careful_monitor.engine.comparisons.catalogue import SIGNATURE_NAMES
 from careful_monitor.engine.monitor import WindowOutcome
 
 NAMESPACE = "careful_monitor"
+
+
+_Set = Callable[[float], None]  # a metric child's bound `set`
 
 
 class _WithoutCreated(Collector):
@@ -128,6 +131,9 @@ class Metrics:
         for reason in ("decode", "schema", "unknown_model", "too_large"):
             self.dead_letters.labels(reason)  # present at 0 from the start, so rate() works
         self._children: dict[tuple, object] = {}
+        #: (model, feature, reference, test) -> the `set` of its drift_statistic and drift_p_value children: a
+        #: window sets hundreds of them, one dict lookup each (these series are never removed)
+        self._test_setters: dict[tuple[str, str, str, str], tuple[_Set, _Set]] = {}
         #: per model: versions with collapse_signal_by_version series, in the order last set (insertion-ordered)
         self._versions_seen: dict[str, dict[str, None]] = {}
 
@@ -189,16 +195,25 @@ class Metrics:
         result = outcome.result
         version = result.version
         flagged_features = set(result.flagged_features)
+        features: dict[str, None] = {}
+        setters = self._test_setters
         for t in result.tests:
             feature, reference, r = t.feature, t.reference, t.result
-            c(self.drift_statistic, model, feature, reference, r.test).set(r.statistic)
-            c(self.drift_p_value, model, feature, reference, r.test).set(r.p_value)
+            found = setters.get((model, feature, reference, r.test))
+            if found is None:
+                found = setters[(model, feature, reference, r.test)] = (
+                    c(self.drift_statistic, model, feature, reference, r.test).set,
+                    c(self.drift_p_value, model, feature, reference, r.test).set)
+            found[0](r.statistic)
+            found[1](r.p_value)
+            features[feature] = None
             if r.test in SIGNATURE_NAMES:
                 c(self.collapse_signal, model, feature, r.test).set(r.statistic)
                 if version is not None:
                     self._note_version(model, version)
                     c(self.collapse_by_version, model, version, feature, r.test).set(r.statistic)
                     self._trend(model, version, feature, r.test, r.statistic)
+        for feature in features:  # once per feature, not once per test of it
             c(self.drift_detected, model, feature).set(1 if feature in flagged_features else 0)
         for q in result.quality:
             c(self.data_quality, model, q.feature, q.signal).set(q.value)
