@@ -88,8 +88,13 @@ def _in_memory(path: Path, kinds: dict[str, str] | None = None) -> ReferenceProf
 # 31d39bde63fae581 (every feature profile unchanged, checked when they were updated). Format 3: the joint
 # samples also hold the categorical features' codes (the anchor's c3438f765681ef5c, 16c41d5f2d5b805c and
 # 199bdbf27384a300 before; feature profiles, numeric joint sample and `corr` byte-identical).
-DEMO_DIGESTS = {scenario.ANCHOR: "9598d3eb57d225d1", scenario.COLLAPSED: "f8ad3cf0c75c91a4",
-                scenario.FAITHFUL: "050a070de2b6bce1"}
+# Two digests per dataset, one per CPU family: numpy's float64 exp and log have an AVX-512 implementation of
+# their own, whose last bit differs from the one used elsewhere (the profiles' entropies and the probs the
+# scenario draws go through them); the first digest is from an AVX-512 machine, the second from an AVX2 one
+# (AMD EPYC, 2026-12-02; the same at 7480a24 and after, so not a change of the code).
+DEMO_DIGESTS = {scenario.ANCHOR: ("9598d3eb57d225d1", "cdaa07061d0165d9"),
+                scenario.COLLAPSED: ("f8ad3cf0c75c91a4", "13ac265c80af9ec4"),
+                scenario.FAITHFUL: ("050a070de2b6bce1", "fc351c61dbf76855")}
 
 
 def test_the_demo_datasets_profile_exactly_as_before_streaming(tmp_path: Path, monkeypatch) -> None:
@@ -103,7 +108,9 @@ def test_the_demo_datasets_profile_exactly_as_before_streaming(tmp_path: Path, m
     cfg = load_config(paths["config"], environ={})
     with Store(cfg.store_url) as store:
         got = {name: digest(register(cfg, store, paths[f"card:{name}"], by="t").profile) for name in scenario.CARDS}
-    assert got == DEMO_DIGESTS
+    family = [i for i in (0, 1) if got[scenario.ANCHOR] == DEMO_DIGESTS[scenario.ANCHOR][i]]
+    assert family, f"the anchor's profile changed: {got}"
+    assert got == {name: d[family[0]] for name, d in DEMO_DIGESTS.items()}
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "csv", "parquet"])
