@@ -9,9 +9,20 @@ delta = window - anchor and d_s = S - anchor for every synthetic set S:
   references (its diagonal by each set's and the anchor's noise, its off-diagonal by the anchor's,
   which the directions share); the fit is `scipy.optimize.nnls` on the Cholesky-like factor of G,
   refitted with the sum held at 1 (a heavily weighted row) when the unconstrained-sum solution
-  exceeds 1. With one set this is today's estimator, <delta, d> / |d|^2 clipped to [0, 1].
+  exceeds 1. The right-hand side D' delta is corrected too: delta and every d_s subtract the same sampled
+  anchor, so <delta, d_s> holds the anchor's noise once (E = (G w)_s + the anchor's noise, the
+  off-diagonal term of G's correction), which uncorrected biases every share up by ~ G^-1 (noise)
+  (+0.012 for the bench's collapsed set, and a spurious +0.01 for a set absent from the window). With one
+  set this is (<delta, d> - anchor noise) / |d|^2 clipped to [0, 1].
   Standard errors are the sandwich G^-1 V G^-1, V = D' Cov(delta) D with the window's multinomial
-  covariance (diag(p) - pp')/n at the anchor's p.
+  covariance (diag(p) - pp')/n at the anchor's p, the joint block's (below) and the two blocks'
+  covariance: both see the same rows, and the joint block embeds the very features whose histograms
+  are stacked (their window noise correlates ~0.6 at the anchor's law), so leaving it out made the SE
+  ~25 % too small. That V decides identifiability and groups; the reported `share_se` and
+  `group_share_se` add the spread between the fitted mixture's components (a window that is part S
+  is more spread along d_S than the anchor: another ~25 % at shares 0.3-0.7, see `_fit`).
+  The references' own sampling error is a per-reference-set offset left out of the SE (sd ~0.006
+  in the bench's world, against a window SE of ~0.023).
 - **identifiability**: a set whose own fit (alone with the anchor) has a noise-corrected |d|^2 <= 0
   or a standard error above `max_share_se` cannot be told from the anchor at this window size: it
   stays out of the joint fit and is reported as today (share null, not identifiable). Among the
@@ -43,7 +54,10 @@ MMD keeps, rank r) and scaled by a weight c. A mean embedding is linear in a mix
 histogram is (the window's mean of phi is the mixture of the references' means), so the same fit,
 noise corrections and sandwich apply with the block's own terms: direction c S^-1/2 (mu_S - mu_anchor),
 window covariance c^2 I / n_rows at the anchor's law, reference noise c^2 r / N_anchor (shared by all
-sets) + tr Cov_S(y) / N_S. The weight: c^2 = (sum over the embedded features of p'(1 - p), their
+sets, and in <delta, d_s>) + tr Cov_S(y) / N_S. Its covariance with a histogram block,
+Cov(h_f(x), y(x)' D) / n_f per row x, is measured once on the anchor's joint sample (`_block_cov`: a
+row's histogram bin is known from its copula score or category code).
+The weight: c^2 = (sum over the embedded features of p'(1 - p), their
 histograms' window noise) / r, so the block carries as much window noise as the marginal histograms of
 the features it embeds: dependence has the say of those features' marginals together, no more. A set
 seen only through the joint block has a share whose standard error does not depend on c at all
@@ -67,6 +81,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import nnls
+from scipy.special import ndtr
 
 from careful_monitor.engine.comparisons.copula import MIN_ROWS
 from careful_monitor.engine.comparisons.mmd import fourier_map, whitening
@@ -139,7 +154,7 @@ class JointReferences:
 class _JointBlock:
     """The joint block's precomputed terms (see the module docstring): frequencies, whitening, directions."""
 
-    __slots__ = ("D", "fmap32", "gram", "mu", "noise", "rank", "weight2", "whiten")
+    __slots__ = ("D", "cross", "fmap32", "gram", "mu", "noise", "rank", "weight2", "whiten")
 
     def __init__(self, refs: JointReferences, names: Sequence[str], rng: np.random.Generator,
                  marginal_noise: float) -> None:
@@ -166,6 +181,7 @@ class _JointBlock:
             has[j] = True
         shared = np.outer(has, has) & ~np.eye(k, dtype=bool)
         self.noise[shared] = anchor_noise
+        self.cross = anchor_noise * has  # E <delta, d_s> over the anchor's sample: both subtract mu_anchor
         self.gram = self.D.T @ self.D
 
     def embed(self, z: np.ndarray, codes: np.ndarray) -> np.ndarray:
@@ -190,10 +206,10 @@ def _norm(c: np.ndarray) -> np.ndarray:
 class _Feature:
     """One feature's precomputed blocks: every set's direction (columns of D), its Gram and noise terms."""
 
-    __slots__ = ("D", "gram", "m", "noise", "pa", "pvar", "q")
+    __slots__ = ("D", "cross", "gram", "m", "noise", "pa", "pvar", "q")
 
-    def __init__(self, pa: np.ndarray, D: np.ndarray, noise: np.ndarray) -> None:
-        self.pa, self.D, self.noise = pa, D, noise
+    def __init__(self, pa: np.ndarray, D: np.ndarray, noise: np.ndarray, cross: np.ndarray) -> None:
+        self.pa, self.D, self.noise, self.cross = pa, D, noise, cross
         self.gram = D.T @ D
         self.m = D.T @ pa  # for V: D' (diag(p) - pp') D = q - m m'
         self.q = (D * pa[:, None]).T @ D
@@ -234,8 +250,9 @@ class AttributionModel:
                 continue
             shared = np.outer(has, has) & ~np.eye(k, dtype=bool)
             noise[shared] = anchor_var  # d_s and d_t both subtract the same sampled anchor
-            self.feats[f] = _Feature(pa, D, noise)
+            self.feats[f] = _Feature(pa, D, noise, anchor_var * has)
         self.joint: _JointBlock | None = None
+        self.block_cov: dict[str, np.ndarray] = {}
         self.joint_features: tuple[str, ...] = ()
         self.joint_categorical = 0  # the last this many of `joint_features` are categorical
         if joint is not None and joint.synthetic and k:
@@ -246,6 +263,37 @@ class AttributionModel:
             self.joint = _JointBlock(joint, self.names, rng, marginal)
             self.joint_features = joint.names
             self.joint_categorical = len(joint.categorical)
+            self.block_cov = self._block_cov(joint)
+
+    def _block_cov(self, refs: JointReferences) -> dict[str, np.ndarray]:
+        """Per embedded feature f, Cov(h_f, g) over the anchor's joint sample (k x k): the row-level covariance
+        between the feature's histogram score h_f(x) = D_f[bin_f(x)] (its row's contribution to <delta, d_s>)
+        and the joint block's g(x) = y(x)' D_joint. A numeric row's bin is its anchor quantile Phi(z) on the
+        anchor histogram's cumulative masses, a categorical code i < levels - 1 is bin i and the last code
+        (every rarer category and 'other') the anchor-weighted mean of those bins' rows."""
+        jb = self.joint
+        assert jb is not None
+        a_codes = refs.codes_of(None)
+        g = jb.embed(refs.anchor, a_codes) @ jb.D
+        g -= g.mean(axis=0)
+        out: dict[str, np.ndarray] = {}
+        cols: list[tuple[str, np.ndarray, int | None]] = [(f, refs.anchor[:, i], None)
+                                                          for i, f in enumerate(refs.features)]
+        cols += [(f, a_codes[:, j], refs.levels[j]) for j, f in enumerate(refs.categorical)]
+        for f, col, levels in cols:
+            ft = self.feats.get(f)
+            if ft is None:
+                continue
+            if levels is None:
+                rows = ft.D[np.searchsorted(np.cumsum(ft.pa)[:-1], ndtr(col.astype(float)), side="right")]
+            else:
+                last = min(levels, len(ft.pa)) - 1  # the code of every bin from here on
+                table = ft.D[:levels].copy()
+                mass = ft.pa[last:].sum()
+                table[last] = ft.pa[last:] @ ft.D[last:] / mass if mass > 0 else 0.0
+                rows = table[np.minimum(col, last)]
+            out[f] = (rows - rows.mean(axis=0)).T @ g / max(len(g) - 1, 1)
+        return out
 
     def joint_columns(self, names: Sequence[str], scores: np.ndarray | None, codes: np.ndarray | None
                       ) -> tuple[np.ndarray, np.ndarray] | None:
@@ -277,8 +325,11 @@ class AttributionModel:
         G = np.zeros((k, k))
         noise = np.zeros((k, k))
         b = np.zeros(k)
+        cross = np.zeros(k)
         V = np.zeros((k, k))
         delta2 = noise_w = 0.0
+        used: list[tuple[str, float]] = []
+        rows = [math.inf]  # the window's rows behind each block (the between-component term uses the fewest)
         for f, c in window_counts.items():
             ft = self.feats.get(f)
             n = c.sum()
@@ -288,18 +339,27 @@ class AttributionModel:
             G += ft.gram
             noise += ft.noise
             b += delta @ ft.D
+            cross += ft.cross
             V += (ft.q - np.outer(ft.m, ft.m)) / n
             delta2 += float(delta @ delta)
             noise_w += ft.pvar / n
+            used.append((f, float(n)))
+            rows.append(float(n))
         jb = self.joint
         if jb is not None and joint_scores is not None and len(joint_scores) >= max(min_n, MIN_ROWS):
             n = len(joint_scores)
+            rows.append(float(n))
             codes = joint_codes if joint_codes is not None else np.zeros((n, 0), dtype=np.intp)
             delta = jb.mean_embedding(joint_scores, codes)
             G += jb.gram
             noise += jb.noise
             b += delta @ jb.D
+            cross += jb.cross
             V += jb.weight2 * jb.gram / n  # D' Cov(delta) D with Cov(delta) = c^2 I / n at the anchor's law
+            for f, n_f in used:  # the same rows' histograms: Cov(b_f, b_joint) = Cov(h_f, g) / n_f
+                C = self.block_cov.get(f)
+                if C is not None:
+                    V += (C + C.T) / n_f
             delta2 += float(delta @ delta)
             noise_w += jb.weight2 * jb.rank / n
         dd = np.diag(G)
@@ -320,13 +380,13 @@ class AttributionModel:
         group_of: dict[int, list[int]] = {}
         group_share: dict[int, tuple[float, float]] = {}
         if len(J):
-            w, cov, groups, group_se = self._fit((G - noise)[np.ix_(J, J)], b[J], V[np.ix_(J, J)], alone_se[J],
-                                                 float(np.diag(noise)[J].max()))
+            w, cov, se0, groups, group_se = self._fit((G - noise)[np.ix_(J, J)], (b - cross)[J], V[np.ix_(J, J)],
+                                                      alone_se[J], float(np.diag(noise)[J].max()), min(rows))
             share[J] = w
             se[J] = np.sqrt(np.maximum(np.diag(cov), 0.0))
             grouped = {i for g in groups for i in g}
             for local, j in enumerate(J):
-                ident[j] = local not in grouped and se[j] <= self.max_share_se
+                ident[j] = local not in grouped and se0[local] <= self.max_share_se
                 if local in grouped:
                     se[j] = math.inf  # its own share cannot be told from its group's other members
             for g, gse in zip(groups, group_se, strict=True):
@@ -343,16 +403,27 @@ class AttributionModel:
                                    group_share_se=None if gs is None else gs[1], indistinguishable_from=others))
         return out
 
-    def _fit(self, G: np.ndarray, b: np.ndarray, V: np.ndarray, alone_se: np.ndarray, ref_noise: float
-             ) -> tuple[np.ndarray, np.ndarray, list[list[int]], list[float]]:
-        """Constrained fit (w >= 0, sum w <= 1), its sandwich covariance, the unresolvable groups and their SEs."""
+    def _fit(self, G: np.ndarray, b: np.ndarray, V: np.ndarray, alone_se: np.ndarray, ref_noise: float,
+             n: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[list[int]], list[float]]:
+        """Constrained fit (w >= 0, sum w <= 1), its sandwich covariance (at the fitted mixture), the standard
+        errors at the anchor's law, the unresolvable groups and their SEs.
+
+        `V` (the window's covariance at the anchor's law) decides what is resolvable and identifiable, so the
+        groups depend on the references and the window size only. The reported errors use the window's
+        covariance at the fitted mixture instead: a window that is part S is more spread along d_S than the
+        anchor, by the spread between its components (rows from S sit at g_S = G[:, S] on average, the
+        anchor's at 0), i.e. V + (sum_s w_s g_s g_s' - (G w)(G w)') / n, the covariance of a point mass w_s
+        at each g_s and the rest at 0 (positive semi-definite for sum w <= 1), with n the fewest rows behind
+        a block; the components' own spread is kept at the anchor's. For one set this adds w (1 - w) / n to
+        the share's variance: the binomial spread of the realised mixture.
+        """
         k = len(b)
         G = (G + G.T) / 2
         lam, U = np.linalg.eigh(G)
         top = float(lam.max())
         lam_c = np.maximum(lam, 1e-9 * top if top > 0 else 1e-300)  # a noise-corrected G can lose definiteness
         P = (U / lam_c) @ U.T  # G^-1
-        cov = P @ V @ P
+        se0 = np.sqrt(np.maximum(np.einsum("ij,jk,ki->i", P, V, P), 0.0))
         dir_var = np.einsum("ij,jk,ki->i", U.T, V, U) / lam_c ** 2
         # unresolvable: the window's noise leaves u'w uncertain by more than max_share_se, or |Du|^2 is within
         # twice the references' own sampling noise (an exact blend: the window's noise does not move along u
@@ -373,6 +444,9 @@ class AttributionModel:
             big = 1e4 * math.sqrt(float(lam_c.max()))
             w, _ = nnls(np.vstack([R, np.full((1, k), big)]), np.r_[rhs, big])
             w = w / max(w.sum(), 1.0)
+        gw = G @ w
+        V_fit = V + ((G * w) @ G - np.outer(gw, gw)) / n if math.isfinite(n) else V
+        cov = P @ V_fit @ P
         group_se = []
         for g in groups:
             act = [i for i in g if w[i] > 1e-9]
@@ -384,9 +458,9 @@ class AttributionModel:
             la, Ua = np.linalg.eigh((Ga + Ga.T) / 2)
             Pa = (Ua / np.maximum(la, 1e-9 * top)) @ Ua.T
             one = Pa.sum(axis=0)  # 1' Ga^-1
-            gv = float(one @ V[np.ix_(act, act)] @ one)
+            gv = float(one @ V_fit[np.ix_(act, act)] @ one)
             group_se.append(min(math.sqrt(max(gv, 0.0)), math.inf))
-        return w, cov, groups, group_se
+        return w, cov, se0, groups, group_se
 
     def _groups(self, U: np.ndarray, poor: np.ndarray) -> list[list[int]]:
         """Sets loading on an unresolvable eigen-direction of G (`poor`), merged when directions overlap."""
