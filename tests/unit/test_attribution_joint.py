@@ -68,15 +68,19 @@ def test_share_se_is_honest_with_the_joint_block() -> None:
     0.8 of its SE (0.015; a share clipped at 0 averages ~0.4 SE even without a bias).
     """
     world = q.World(seed=0)
-    z, spurious, spurious_se = [], [], []
+    zs: list[float] = []
+    spurious: list[float] = []
+    spurious_se: list[float] = []
     for seed in range(24):
         rng = np.random.default_rng(700 + seed)
         res = world.monitor(window_size=1000).process(q.window_batch(q._mixed(world, rng, 0.5), 0), now=0.0)[0]
         at = {x.dataset: x for x in res.result.attribution}
-        z.append((at["collapsed"].share - 0.5) / at["collapsed"].share_se)
-        spurious.append(at["biased"].share)
-        spurious_se.append(at["biased"].share_se)
-    z = np.array(z)
+        c, b = at["collapsed"], at["biased"]
+        assert c.share is not None and c.share_se is not None and b.share is not None and b.share_se is not None
+        zs.append((c.share - 0.5) / c.share_se)
+        spurious.append(b.share)
+        spurious_se.append(b.share_se)
+    z = np.array(zs)
     assert 0.7 <= float(np.sqrt(np.mean(z ** 2))) <= 1.35 and abs(float(z.mean())) <= 0.6, z
     assert float(np.mean(spurious)) <= float(np.mean(spurious_se))
 
@@ -91,7 +95,9 @@ def test_the_anchors_own_noise_does_not_bias_the_share() -> None:
     errs = []
     for _ in range(400):
         model = AttributionModel({"x": rng.multinomial(200, pa)}, {"C": {"x": _counts(pc, 10 ** 7)}})
-        errs.append(model.attribute({"x": rng.multinomial(1000, 0.3 * pc + 0.7 * pa)})[0].share - 0.3)
+        share = model.attribute({"x": rng.multinomial(1000, 0.3 * pc + 0.7 * pa)})[0].share
+        assert share is not None
+        errs.append(share - 0.3)
     assert abs(float(np.mean(errs))) <= 0.015
 
 
@@ -128,7 +134,7 @@ def test_blend_and_its_parent_are_reported_together(three_sets) -> None:
         w = o.result.window
         truth = 0.0 if w < 8 else 0.7 * min(1.0, (w - 7) / 4)  # scenario.live_events' ramp
         # SE 0.012 and the realised mixture's sd <= 0.0145: 0.06 is ~3 combined sd (measured worst 0.027)
-        assert abs(c.group_share - truth) <= 0.06, (w, c.group_share, truth)
+        assert c.group_share is not None and abs(c.group_share - truth) <= 0.06, (w, c.group_share, truth)
     alerts = [a for o in outcomes for a in o.alerts]
     # the group is blamed as a whole: one alert per member, each naming the other; never the faithful set
     assert sorted((a.dataset, a.window, a.indistinguishable_from) for a in alerts) == [
