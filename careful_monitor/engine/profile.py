@@ -1009,12 +1009,21 @@ def normal_scores(x: np.ndarray, prof: NumericProfile) -> np.ndarray:
     """Probit of the anchor CDF: a Gaussian-copula transform that makes correlation tests robust."""
     from scipy.special import ndtri
 
-    uq, left, right = prof.cdf_limits()
+    uq, mid, lo = _score_grid(prof)
     if len(uq) == 1:
         return np.zeros(len(x))
-    u = np.interp(x, uq, (left + right) / 2 if left is not right else right)
-    n = max(prof.n, 2)
-    return ndtri(np.clip(u, 0.5 / n, 1 - 0.5 / n))
+    return ndtri(np.clip(np.interp(x, uq, mid), lo, 1 - lo))
+
+
+def _score_grid(prof: NumericProfile) -> tuple[np.ndarray, np.ndarray, float]:
+    """(distinct quantile values, CDF midpoints between the left and right limits there, the clip bound
+    0.5 / n) through which `normal_scores` maps values; computed once per profile, like its CDF limits."""
+    cached = prof.__dict__.get("_score_grid")
+    if cached is None:
+        uq, left, right = prof.cdf_limits()
+        cached = prof.__dict__["_score_grid"] = (uq, (left + right) / 2 if left is not right else right,
+                                                 0.5 / max(prof.n, 2))
+    return cached
 
 
 def normal_scores_matrix(m: np.ndarray, profiles: Sequence[NumericProfile]) -> np.ndarray:
@@ -1033,12 +1042,8 @@ def normal_scores_matrix(m: np.ndarray, profiles: Sequence[NumericProfile]) -> n
     s = np.take_along_axis(stack, order, axis=1)
     lo = np.empty((len(profiles), 1))
     for j, prof in enumerate(profiles):
-        uq, left, right = prof.cdf_limits()
-        lo[j] = 0.5 / max(prof.n, 2)
-        if len(uq) == 1:
-            s[j] = 0.5  # ndtri(0.5) = 0, as normal_scores' zeros
-        else:
-            s[j] = np.interp(s[j], uq, (left + right) / 2 if left is not right else right)
+        uq, mid, lo[j] = _score_grid(prof)
+        s[j] = 0.5 if len(uq) == 1 else np.interp(s[j], uq, mid)  # ndtri(0.5) = 0: normal_scores' zeros
     z = ndtri(np.clip(s, lo, 1 - lo, out=s), out=s)
     out = np.empty_like(z)
     np.put_along_axis(out, order, z, axis=1)
@@ -1056,7 +1061,7 @@ def _joint_from_rows(rows: Mapping[str, np.ndarray], feats: dict[str, NumericPro
     if len(m) < 2:
         return None
     p = len(names)
-    z = normal_scores_matrix(m[:, :len(names)], [feats[f] for f in names])
+    z = normal_scores_matrix(m[:, :p], [feats[f] for f in names])
     codes = m[:, p:].astype(np.uint16)
     return JointProfile(names, z.astype(np.float32), np.corrcoef(z, rowvar=False), cats, codes,
                         [int(levels[c]) for c in cats] if levels else [])
