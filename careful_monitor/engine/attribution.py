@@ -216,6 +216,22 @@ class _Feature:
         self.pvar = float((pa * (1 - pa)).sum())
 
 
+class _Stacked:
+    """Several features' blocks end to end: their bins concatenated (anchor masses `pa`, directions `D`),
+    the sums of their Gram, noise and cross terms, and per feature the window-covariance term
+    D' (diag(p) - pp') D (`qm`, so that V = sum_f qm_f / n_f is one tensordot) and p(1 - p) summed (`pvar`)."""
+
+    __slots__ = ("D", "cross", "gram", "noise", "pa", "pvar", "qm", "sizes")
+
+    def __init__(self, feats: Sequence[_Feature]) -> None:
+        self.pa = np.concatenate([ft.pa for ft in feats])
+        self.D = np.concatenate([ft.D for ft in feats])
+        self.sizes = np.array([len(ft.pa) for ft in feats], dtype=np.int64)
+        self.gram, self.noise, self.cross = (sum(getattr(ft, a) for ft in feats) for a in ("gram", "noise", "cross"))
+        self.qm = np.stack([ft.q - np.outer(ft.m, ft.m) for ft in feats])
+        self.pvar = np.array([ft.pvar for ft in feats])
+
+
 class AttributionModel:
     """Precomputed once per reference set: the stacked directions d_s per feature and their noise.
 
@@ -234,6 +250,7 @@ class AttributionModel:
         self.names = list(synthetic_counts)
         k = len(self.names)
         self.feats: dict[str, _Feature] = {}
+        self._stacks: dict[tuple[str, ...], _Stacked] = {}
         for f, pa in self.anchor.items():
             D = np.zeros((len(pa), k))
             noise = np.zeros((k, k))
@@ -264,6 +281,15 @@ class AttributionModel:
             self.joint_features = joint.names
             self.joint_categorical = len(joint.categorical)
             self.block_cov = self._block_cov(joint)
+
+    def _stacked(self, names: tuple[str, ...]) -> _Stacked:
+        """The histogram blocks of these features end to end (kept for the few feature sets windows use)."""
+        st = self._stacks.get(names)
+        if st is None:
+            st = _Stacked([self.feats[f] for f in names])
+            if len(self._stacks) < 8:
+                self._stacks[names] = st
+        return st
 
     def _block_cov(self, refs: JointReferences) -> dict[str, np.ndarray]:
         """Per embedded feature f, Cov(h_f, g) over the anchor's joint sample (k x k): the row-level covariance
@@ -328,23 +354,29 @@ class AttributionModel:
         cross = np.zeros(k)
         V = np.zeros((k, k))
         delta2 = noise_w = 0.0
-        used: list[tuple[str, float]] = []
         rows = [math.inf]  # the window's rows behind each block (the between-component term uses the fewest)
+        used: list[tuple[str, float]] = []  # (feature, its window count) of every histogram block used
+        hists: list[np.ndarray] = []
         for f, c in window_counts.items():
             ft = self.feats.get(f)
-            n = c.sum()
-            if ft is None or n < min_n or len(c) != len(ft.pa):
+            if ft is None or len(c) != len(ft.pa):
                 continue
-            delta = c / n - ft.pa
-            G += ft.gram
-            noise += ft.noise
-            b += delta @ ft.D
-            cross += ft.cross
-            V += (ft.q - np.outer(ft.m, ft.m)) / n
+            n = float(c.sum())
+            if n >= min_n:
+                used.append((f, n))
+                hists.append(c)
+        if used:  # every histogram block at once: the features' bins end to end (`_stacked`)
+            st = self._stacked(tuple(f for f, _ in used))
+            inv_n = 1.0 / np.array([n for _, n in used])
+            delta = np.concatenate(hists) * np.repeat(inv_n, st.sizes) - st.pa
+            G += st.gram
+            noise += st.noise
+            b += delta @ st.D
+            cross += st.cross
+            V += np.tensordot(inv_n, st.qm, axes=1)
             delta2 += float(delta @ delta)
-            noise_w += ft.pvar / n
-            used.append((f, float(n)))
-            rows.append(float(n))
+            noise_w += float(st.pvar @ inv_n)
+            rows.extend(n for _, n in used)
         jb = self.joint
         if jb is not None and joint_scores is not None and len(joint_scores) >= max(min_n, MIN_ROWS):
             n = len(joint_scores)

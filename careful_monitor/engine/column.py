@@ -24,7 +24,7 @@ from careful_monitor.engine.profile import (
     probs_to_arrays,
     to_float_array,
 )
-from careful_monitor.engine.stats import HistogramTests, histogram_tests
+from careful_monitor.engine.stats import HistogramRow, histogram_tests
 from careful_monitor.engine.text import distinct2, tokenize_many
 
 _STR_OR_NONE = frozenset({str, type(None)})
@@ -66,8 +66,8 @@ class WindowColumn:
             cached = self.extra["_ecdf"] = (x[idx], idx / n, ends / n)
         return cached
 
-    def histogram_tests(self, ref_counts: np.ndarray) -> tuple[HistogramTests, int]:
-        """Chi-square, PSI and JS against one reference's counts: (the batch that holds them, row), once.
+    def histogram_tests(self, ref_counts: np.ndarray) -> HistogramRow:
+        """Chi-square, PSI and JS against one reference's counts, once (shared by the chi2, PSI and JS comparisons).
 
         `score_histograms` fills this for every feature and reference of a window in one array
         computation; a column scored alone computes its own row here.
@@ -75,13 +75,8 @@ class WindowColumn:
         key = ("_hist", id(ref_counts))
         cached = self.extra.get(key)
         if cached is None:
-            cached = self.extra[key] = (histogram_tests(self.counts[None, :], ref_counts[None, :]), 0)
+            cached = self.extra[key] = histogram_tests(self.counts[None, :], ref_counts[None, :]).rows()[0]
         return cached
-
-    def chi2(self, ref_counts: np.ndarray) -> tuple[float, float, float, int]:
-        """(statistic, p-value, effect, dof) of chi2_homogeneity against one reference, shared by chi2, PSI and JS."""
-        tests, i = self.histogram_tests(ref_counts)
-        return tests.row(i)
 
     def quantiles(self, points: int) -> np.ndarray:
         """Window quantiles at linspace(0, 1, points), by interpolation of the sorted values."""
@@ -188,6 +183,22 @@ def _category_index(anchor: CategoricalProfile) -> dict[str, int]:
     return idx
 
 
+def stack_values(cols: Sequence[WindowColumn]) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The columns' sorted values end to end, for one array computation over all of them:
+    (values, each column's start, each column's size, each value's column)."""
+    n = np.array([c.n for c in cols], dtype=np.int64)
+    starts = np.zeros(len(cols), dtype=np.int64)
+    np.cumsum(n[:-1], out=starts[1:])
+    return np.concatenate([c.x for c in cols]), starts, n, np.repeat(np.arange(len(cols)), n)
+
+
+def count_outside(cols: Sequence[WindowColumn], lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """How many values of each column lie below its `lo` or above its `hi` (every column at once)."""
+    x, starts, _, seg = stack_values(cols)
+    out = (x < lo[seg]) | (x > hi[seg])
+    return np.add.reduceat(out, starts).astype(np.int64)
+
+
 def reference_counts(ref: FeatureProfile) -> np.ndarray:
     """The reference's histogram counts on the anchor's grid (confidence bins for probs)."""
     if isinstance(ref, ProbsProfile):
@@ -222,6 +233,5 @@ def score_histograms(pairs: Sequence[tuple[WindowColumn, np.ndarray]]) -> None:
     for i, (c, rc) in enumerate(pairs):
         w[i, :len(c.counts)] = c.counts
         r[i, :len(rc)] = rc
-    tests = histogram_tests(w, r)
-    for i, (c, rc) in enumerate(pairs):
-        c.extra[("_hist", id(rc))] = (tests, i)
+    for (c, rc), row in zip(pairs, histogram_tests(w, r).rows(), strict=True):
+        c.extra[("_hist", id(rc))] = row

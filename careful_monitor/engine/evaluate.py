@@ -2,8 +2,9 @@
 
 Each feature's column is summarised once on the anchor's grid and shared by every comparison and
 reference; the chi-square, PSI and JS of every histogram feature against every reference are then
-computed as one array computation (`column.score_histograms`), and KS and Wasserstein of a pair share
-one KS distance, so the comparisons only read what they report. Anchor comparisons (tests and
+computed as one array computation (`column.score_histograms`), KS and Wasserstein of every numeric
+pair as another (`comparisons.stacked.score_numeric`, which also shares one KS distance between the
+two), so the comparisons only read what they report. Anchor comparisons (tests and
 collapse signatures, plus the window-level joint tests as feature `joint`) form the window's BH
 family at level `fdr`; a comparison is flagged when BH rejects it and its effect reaches its floor
 in `min_effect`. Comparisons against synthetic sets feed attribution and the dashboards, not the family.
@@ -27,8 +28,11 @@ from typing import Any
 import numpy as np
 
 from careful_monitor.engine.column import WindowColumn, reference_counts, score_histograms, summarise, summarise_probs
+from careful_monitor.engine.comparisons import Comparison, compare_each
 from careful_monitor.engine.comparisons.catalogue import EFFECT_KEYS, SIGNATURE_NAMES, WINDOW_COMPARISONS, for_kind
 from careful_monitor.engine.comparisons.copula import WindowRows, category_codes, joint_rows
+from careful_monitor.engine.comparisons.ks import MIN_N as KS_MIN_N
+from careful_monitor.engine.comparisons.stacked import score_numeric
 from careful_monitor.engine.fdr import benjamini_hochberg
 from careful_monitor.engine.profile import (
     CATEGORICAL,
@@ -38,12 +42,14 @@ from careful_monitor.engine.profile import (
     FeatureProfile,
     ProbsProfile,
     ReferenceProfile,
+    numeric_part,
 )
 from careful_monitor.engine.types import Evidence, QualityRate, TestOutcome, TestResult
 from careful_monitor.engine.window import ProbsPart
 
 JOINT = "joint"
 _HISTOGRAM_KINDS = frozenset({NUMERIC, CATEGORICAL, PROBS})  # the kinds whose tests include chi2, PSI and JS
+_NUMERIC_KINDS = frozenset({NUMERIC, PROBS})  # ... and KS and Wasserstein (probs: of the confidence)
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,25 +105,36 @@ def evaluate_window(cols: Mapping[str, list[Any]], features: Mapping[str, str], 
             assert isinstance(aprof, CategoricalProfile)
             levels = anchor.joint.levels[anchor.joint.categorical.index(f)]
             joint_columns[f] = category_codes(values, aprof, levels)
-    # chi-square, PSI and JS of every histogram feature against every reference: one array computation
+    # chi-square, PSI and JS of every histogram feature against every reference: one array computation;
+    # KS and Wasserstein of every numeric (and confidence) column against every reference: another
+    refs = {f: (anchor.features[f], *(feats[f] for feats in synthetic.values() if f in feats)) for f in features}
     score_histograms([(summaries[f], reference_counts(p)) for f, kind in features.items() if kind in _HISTOGRAM_KINDS
-                      for p in (anchor.features[f], *(feats[f] for feats in synthetic.values() if f in feats))])
+                      for p in refs[f]])
+    score_numeric([(summaries[f], numeric_part(p)) for f, kind in features.items() if kind in _NUMERIC_KINDS
+                   and summaries[f].n >= KS_MIN_N for p in refs[f]])
+    # every (feature, reference, comparison) of the window, in report order; each comparison then runs
+    # once over all its pairs (`compare_each`: one array computation where it has `compare_many`)
+    jobs: list[tuple[str, str, Comparison, FeatureProfile, WindowColumn, bool]] = []  # ..., anchor?
     for f, kind in features.items():
         aprof, col = anchor.features[f], summaries[f]
-        for c in for_kind(kind, anchor=True):
-            r = c.compare(aprof, col)
-            if r is not None:
-                anchor_idx.append(len(raw))
-                raw.append((f, anchor.name, r))
+        jobs.extend((f, anchor.name, c, aprof, col, True) for c in for_kind(kind, anchor=True))
         for name, feats in synthetic.items():
             sprof = feats.get(f)
-            if sprof is None:
-                continue
-            for c in for_kind(kind, anchor=False):
-                r = c.compare(sprof, col)
-                if r is not None:
-                    raw.append((f, name, r))
+            if sprof is not None:
+                jobs.extend((f, name, c, sprof, col, False) for c in for_kind(kind, anchor=False))
         quality.extend(_quality(f, kind, col, aprof))
+    by_comparison: dict[int, list[int]] = {}
+    for i, job in enumerate(jobs):
+        by_comparison.setdefault(id(job[2]), []).append(i)
+    results: list[TestResult | None] = [None] * len(jobs)
+    for idx in by_comparison.values():
+        for i, r in zip(idx, compare_each(jobs[idx[0]][2], [(jobs[i][3], jobs[i][4]) for i in idx]), strict=True):
+            results[i] = r
+    for (f, ref, _, _, _, is_anchor), r in zip(jobs, results, strict=True):
+        if r is not None:
+            if is_anchor:
+                anchor_idx.append(len(raw))
+            raw.append((f, ref, r))
     joint_names: tuple[str, ...] = ()
     joint_scores = joint_codes = None
     if joint_columns:

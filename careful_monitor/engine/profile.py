@@ -78,6 +78,14 @@ def infer_kind(values: Sequence[Any], max_categories: int) -> str:
     return TEXT
 
 
+def numeric_part(ref: FeatureProfile) -> NumericProfile:
+    """The numeric profile that numeric comparisons read: the feature's own, or a probs feature's confidence."""
+    if isinstance(ref, ProbsProfile):
+        return ref.confidence
+    assert isinstance(ref, NumericProfile), f"{ref.kind} profile where a numeric one is needed"
+    return ref
+
+
 def to_float_array(values: Sequence[Any]) -> tuple[np.ndarray, int, int]:
     """Values -> (finite floats, null count, type-mismatch count). bools count as mismatches."""
     try:

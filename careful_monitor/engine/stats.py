@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 from scipy import special
@@ -12,6 +13,24 @@ from scipy import special
 def two_sided_normal(z: float) -> float:
     """Two-sided p-value of a standard normal statistic."""
     return float(2.0 * special.ndtr(-abs(z))) if math.isfinite(z) else 0.0
+
+
+def two_sided_normal_many(z: np.ndarray) -> np.ndarray:
+    """`two_sided_normal` of every element (0 where z is not finite)."""
+    with np.errstate(invalid="ignore"):
+        return np.where(np.isfinite(z), 2.0 * special.ndtr(-np.abs(z)), 0.0)
+
+
+def binomial_two_sided_many(k: np.ndarray, n: np.ndarray, p0: np.ndarray) -> np.ndarray:
+    """`binomial_two_sided` of every (k, n, p0), n >= 1."""
+    p0 = np.clip(p0, 1e-12, 1 - 1e-12)
+    hi = np.where(k > 0, special.bdtrc(np.maximum(k - 1, 0), n, p0), 1.0)
+    return np.minimum(1.0, 2.0 * np.minimum(special.bdtr(k, n, p0), hi))
+
+
+def binomial_greater_many(k: np.ndarray, n: np.ndarray, p0: np.ndarray) -> np.ndarray:
+    """`binomial_greater` of every (k, n, p0), n >= 1."""
+    return np.where(k > 0, special.bdtrc(np.maximum(k - 1, 0), n, np.clip(p0, 1e-12, 1 - 1e-12)), 1.0)
 
 
 def binomial_two_sided(k: int, n: int, p0: float) -> float:
@@ -30,6 +49,18 @@ def binomial_greater(k: int, n: int, p0: float) -> float:
     return float(special.bdtrc(k - 1, n, min(max(p0, 1e-12), 1 - 1e-12))) if k > 0 else 1.0
 
 
+class HistogramRow(NamedTuple):
+    """One pair's chi-square, PSI and JS as Python numbers (what the comparisons read)."""
+
+    stat: float
+    p: float
+    effect: float
+    dof: int
+    psi: float
+    js: float
+    ref_total: float  # the reference's count (PSI's bias term)
+
+
 @dataclass(frozen=True, slots=True)
 class HistogramTests:
     """Chi-square, PSI and Jensen-Shannon of P window histograms, each against its own reference (arrays of P)."""
@@ -41,9 +72,17 @@ class HistogramTests:
     psi: np.ndarray  # PSI with the empty-bin floor `psi_eps`
     js: np.ndarray  # Jensen-Shannon divergence in bits
 
+    ref_total: np.ndarray
+
     def row(self, i: int) -> tuple[float, float, float, int]:
         """(statistic, p-value, effect, dof) of pair i, as `chi2_homogeneity` returns them."""
         return float(self.stat[i]), float(self.p[i]), float(self.effect[i]), int(self.dof[i])
+
+    def rows(self) -> list[HistogramRow]:
+        """Every pair's numbers, converted to Python once (one `tolist` per array, not a scalar per read)."""
+        return [HistogramRow(*r) for r in zip(self.stat.tolist(), self.p.tolist(), self.effect.tolist(),
+                                              self.dof.tolist(), self.psi.tolist(), self.js.tolist(),
+                                              self.ref_total.tolist(), strict=True)]
 
 
 def histogram_tests(window: np.ndarray, ref: np.ndarray, min_expected: float = 5.0,
@@ -90,7 +129,7 @@ def histogram_tests(window: np.ndarray, ref: np.ndarray, min_expected: float = 5
         kp = np.where(pw > 0, pw * np.log2(pw / mid), 0.0).sum(axis=1)
         kq = np.where(pr > 0, pr * np.log2(pr / mid), 0.0).sum(axis=1)
     js = np.maximum(0.0, (kp + kq) / 2)
-    return HistogramTests(stat, p, effect, dof.astype(np.int64), psi, js)
+    return HistogramTests(stat, p, effect, dof.astype(np.int64), psi, js, m)
 
 
 def chi2_homogeneity(window: np.ndarray, ref: np.ndarray, min_expected: float = 5.0) -> tuple[float, float, float, int]:

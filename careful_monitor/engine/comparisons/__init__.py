@@ -9,6 +9,10 @@ Two protocols, one per scope:
 - `WindowComparison.compare_window(reference, window) -> TestResult | None` compares several
   features at once (the joint test): `window` maps each feature to its row-aligned float values.
 
+A comparison may also offer `compare_many(pairs) -> list[TestResult | None]`, the same results for
+many (profile, column) pairs from one array computation; the window calls it with every pair of the
+window at once (`compare_each`).
+
 Comparisons run against the anchor (and then take part in the window's Benjamini-Hochberg family)
 and against each synthetic set (and then feed attribution and the dashboards). Collapse signatures
 in `engine.signals` follow the per-feature protocol, against the anchor only. `catalogue` lists
@@ -27,7 +31,7 @@ which comparison runs on which feature kind.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 import numpy as np
@@ -73,4 +77,13 @@ class WindowComparison(Protocol):
         ...
 
 
-__all__ = ["Comparison", "TestResult", "WindowComparison"]
+def compare_each(c: Comparison, pairs: Sequence[tuple[FeatureProfile, WindowColumn]]) -> list[TestResult | None]:
+    """Every pair's result: from the comparison's vectorised `compare_many` where it has one, else pair by pair."""
+    many = getattr(c, "compare_many", None)
+    if many is not None:
+        found: list[TestResult | None] = many(pairs)
+        return found
+    return [c.compare(p, w) for p, w in pairs]
+
+
+__all__ = ["Comparison", "TestResult", "WindowComparison", "compare_each"]

@@ -35,5 +35,5 @@ class Chi2:
     def compare(self, ref: FeatureProfile, window: WindowColumn) -> TestResult | None:
         if window.n < MIN_N:
             return None
-        stat, p, w, _ = window.chi2(reference_counts(ref))
-        return TestResult(self.name, stat, p, w)
+        h = window.histogram_tests(reference_counts(ref))
+        return TestResult(self.name, h.stat, h.p, h.effect)

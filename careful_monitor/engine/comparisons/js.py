@@ -18,6 +18,8 @@ from careful_monitor.engine.column import WindowColumn, reference_counts
 from careful_monitor.engine.profile import CATEGORICAL, NUMERIC, PROBS, FeatureProfile
 from careful_monitor.engine.types import TestResult
 
+_LN2 = math.log(2)
+
 
 def js_divergence(window: np.ndarray, ref: np.ndarray) -> float:
     """Jensen-Shannon divergence in bits (the comparison reads it from `stats.histogram_tests`: the same sum)."""
@@ -38,8 +40,6 @@ class JS:
     def compare(self, ref: FeatureProfile, window: WindowColumn) -> TestResult | None:
         if window.n < 20:
             return None
-        rc = reference_counts(ref)
-        tests, i = window.histogram_tests(rc)  # computed with the chi-square of the same histograms
-        div, p, dof = float(tests.js[i]), float(tests.p[i]), int(tests.dof[i])
-        bias = dof / (8.0 * window.n * math.log(2))
-        return TestResult(self.name, math.sqrt(div), p, math.sqrt(max(0.0, div - bias)))
+        h = window.histogram_tests(reference_counts(ref))  # computed with the chi-square of the same histograms
+        bias = h.dof / (8.0 * window.n * _LN2)
+        return TestResult(self.name, math.sqrt(h.js), h.p, math.sqrt(max(0.0, h.js - bias)))

@@ -24,7 +24,7 @@ import numpy as np
 from scipy import special
 
 from careful_monitor.engine.column import WindowColumn
-from careful_monitor.engine.profile import NUMERIC, PROBS, FeatureProfile, NumericProfile, ProbsProfile
+from careful_monitor.engine.profile import NUMERIC, PROBS, FeatureProfile, NumericProfile, ProbsProfile, numeric_part
 from careful_monitor.engine.types import TestResult
 
 MIN_N = 20
@@ -58,10 +58,6 @@ def ks_test(window: WindowColumn, ref: NumericProfile) -> tuple[float, float]:
     return cached
 
 
-def _numeric(ref: NumericProfile | ProbsProfile) -> NumericProfile:
-    return ref.confidence if isinstance(ref, ProbsProfile) else ref
-
-
 class KS:
     """Two-sample KS distance and asymptotic p-value."""
 
@@ -73,8 +69,8 @@ class KS:
         assert isinstance(ref, (NumericProfile, ProbsProfile))
         if window.n < MIN_N:
             return None
-        d, p = ks_test(window, _numeric(ref))
+        d, p = ks_test(window, numeric_part(ref))
         return TestResult(self.name, d, p, d)
 
 
-__all__ = ["KS", "ks_distance", "ks_pvalue", "ks_test"]
+__all__ = ["KS", "ks_distance", "ks_pvalue", "ks_test", "numeric_part"]

@@ -36,8 +36,6 @@ class PSI:
     def compare(self, ref: FeatureProfile, window: WindowColumn) -> TestResult | None:
         if window.n < 20:
             return None
-        rc = reference_counts(ref)
-        tests, i = window.histogram_tests(rc)  # computed with the chi-square of the same histograms
-        value, p, dof = float(tests.psi[i]), float(tests.p[i]), int(tests.dof[i])
-        bias = dof * (1.0 / window.n + 1.0 / max(rc.sum(), 1))
-        return TestResult(self.name, value, p, max(0.0, value - bias))
+        h = window.histogram_tests(reference_counts(ref))  # computed with the chi-square of the same histograms
+        bias = h.dof * (1.0 / window.n + 1.0 / max(h.ref_total, 1))
+        return TestResult(self.name, h.psi, h.p, max(0.0, h.psi - bias))

@@ -42,6 +42,8 @@ class Wasserstein:
         if window.n < MIN_N:
             return None
         r = ref.confidence if isinstance(ref, ProbsProfile) else ref
-        w1 = w1_quantiles(window.quantiles(len(r.quantiles)), r.quantiles)
+        w1 = window.extra.get(("_w1", id(r)))  # `stacked.score_numeric` computed every pair of the window at once
+        if w1 is None:
+            w1 = w1_quantiles(window.quantiles(len(r.quantiles)), r.quantiles)
         _, p = ks_test(window, r)  # the KS test of the same pair already computed it
         return TestResult(self.name, w1, p, w1 / window.scale)

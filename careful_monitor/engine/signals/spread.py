@@ -17,11 +17,13 @@ heavy-tailed features). Effect: |sd ratio - 1|. Collapse shrinks spread (ratio <
 
 from __future__ import annotations
 
-import math
+from collections.abc import Sequence
 
-from careful_monitor.engine.column import WindowColumn
-from careful_monitor.engine.profile import NUMERIC, FeatureProfile, NumericProfile
-from careful_monitor.engine.stats import two_sided_normal
+import numpy as np
+
+from careful_monitor.engine.column import WindowColumn, stack_values
+from careful_monitor.engine.profile import NUMERIC, FeatureProfile, numeric_part
+from careful_monitor.engine.stats import two_sided_normal_many
 from careful_monitor.engine.types import TestResult
 
 
@@ -31,12 +33,21 @@ class SpreadRatio:
     effect_key = "spread_ratio"
 
     def compare(self, ref: FeatureProfile, window: WindowColumn) -> TestResult | None:
-        assert isinstance(ref, NumericProfile)
-        if window.n < 20 or ref.std <= 0:
-            return None
-        d = window.x - window.x.mean()
-        var = float(d @ d) / (window.n - 1)
-        ratio_var = var / (ref.std ** 2)
-        z = (ratio_var - 1.0) / math.sqrt(max(ref.kurtosis - 1.0, 0.1) / window.n)
-        sd_ratio = math.sqrt(ratio_var)
-        return TestResult(self.name, sd_ratio, two_sided_normal(z), abs(sd_ratio - 1.0))
+        return self.compare_many([(ref, window)])[0]
+
+    def compare_many(self, pairs: Sequence[tuple[FeatureProfile, WindowColumn]]) -> list[TestResult | None]:
+        """Every (anchor, column) pair at once: the columns' means and variances from one stacked array."""
+        out: list[TestResult | None] = [None] * len(pairs)
+        use = [i for i, (r, w) in enumerate(pairs) if w.n >= 20 and numeric_part(r).std > 0]
+        if not use:
+            return out
+        refs = [numeric_part(pairs[i][0]) for i in use]
+        x, starts, n, seg = stack_values([pairs[i][1] for i in use])
+        d = x - (np.add.reduceat(x, starts) / n)[seg]
+        var = np.add.reduceat(d * d, starts) / (n - 1)
+        ratio_var = var / np.array([r.std for r in refs]) ** 2
+        z = (ratio_var - 1.0) / np.sqrt(np.maximum(np.array([r.kurtosis for r in refs]) - 1.0, 0.1) / n)
+        sd_ratio = np.sqrt(ratio_var)
+        for i, sd, p in zip(use, sd_ratio.tolist(), two_sided_normal_many(z).tolist(), strict=True):
+            out[i] = TestResult(self.name, sd, p, abs(sd - 1.0))
+        return out

@@ -14,11 +14,13 @@ generator that extrapolates, or a broken upstream unit, shows here first.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from careful_monitor.engine.column import WindowColumn
-from careful_monitor.engine.profile import NUMERIC, FeatureProfile, NumericProfile
-from careful_monitor.engine.stats import binomial_greater
+from careful_monitor.engine.column import WindowColumn, count_outside
+from careful_monitor.engine.profile import NUMERIC, FeatureProfile, numeric_part
+from careful_monitor.engine.stats import binomial_greater_many
 from careful_monitor.engine.types import TestResult
 
 
@@ -28,11 +30,19 @@ class OutOfSupport:
     effect_key = "out_of_support"
 
     def compare(self, ref: FeatureProfile, window: WindowColumn) -> TestResult | None:
-        assert isinstance(ref, NumericProfile)
-        if window.n < 20:
-            return None
-        x = window.x
-        k = int(np.searchsorted(x, ref.support_lo, side="left")
-                + (len(x) - np.searchsorted(x, ref.support_hi, side="right")))
-        mass = k / window.n
-        return TestResult(self.name, mass, binomial_greater(k, window.n, 2.0 / (ref.n + 1)), mass)
+        return self.compare_many([(ref, window)])[0]
+
+    def compare_many(self, pairs: Sequence[tuple[FeatureProfile, WindowColumn]]) -> list[TestResult | None]:
+        """Every (anchor, column) pair at once: out-of-range counts of all columns from one stacked array."""
+        out: list[TestResult | None] = [None] * len(pairs)
+        use = [i for i, (_, w) in enumerate(pairs) if w.n >= 20]
+        if not use:
+            return out
+        refs = [numeric_part(pairs[i][0]) for i in use]
+        cols = [pairs[i][1] for i in use]
+        k = count_outside(cols, np.array([r.support_lo for r in refs]), np.array([r.support_hi for r in refs]))
+        n = np.array([c.n for c in cols], dtype=np.int64)
+        p0 = 2.0 / (np.array([r.n for r in refs], dtype=float) + 1)
+        for i, mass, p in zip(use, (k / n).tolist(), binomial_greater_many(k, n, p0).tolist(), strict=True):
+            out[i] = TestResult(self.name, mass, p, mass)
+        return out

@@ -15,11 +15,13 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
-from careful_monitor.engine.column import WindowColumn
-from careful_monitor.engine.profile import NUMERIC, FeatureProfile, NumericProfile
-from careful_monitor.engine.stats import binomial_two_sided
+from careful_monitor.engine.column import WindowColumn, count_outside
+from careful_monitor.engine.profile import NUMERIC, FeatureProfile, numeric_part
+from careful_monitor.engine.stats import binomial_two_sided_many
 from careful_monitor.engine.types import TestResult
 
 
@@ -29,11 +31,22 @@ class TailMassRatio:
     effect_key = "tail_mass_ratio"
 
     def compare(self, ref: FeatureProfile, window: WindowColumn) -> TestResult | None:
-        assert isinstance(ref, NumericProfile)
-        expected = ref.tail_mass
-        if window.n < 20 or expected * window.n < 5:
-            return None  # too few expected tail events to say anything
-        x = window.x
-        k = int(np.searchsorted(x, ref.tail_lo, side="left") + (len(x) - np.searchsorted(x, ref.tail_hi, side="right")))
-        ratio = (k / window.n) / expected
-        return TestResult(self.name, ratio, binomial_two_sided(k, window.n, expected), abs(ratio - 1.0))
+        return self.compare_many([(ref, window)])[0]
+
+    def compare_many(self, pairs: Sequence[tuple[FeatureProfile, WindowColumn]]) -> list[TestResult | None]:
+        """Every (anchor, column) pair at once: tail counts of all columns from one stacked array."""
+        out: list[TestResult | None] = [None] * len(pairs)
+        refs = [numeric_part(r) for r, _ in pairs]
+        # below 5 expected tail events there are too few to say anything
+        use = [i for i, (r, (_, w)) in enumerate(zip(refs, pairs, strict=True)) if w.n >= 20 and r.tail_mass * w.n >= 5]
+        if not use:
+            return out
+        used = [refs[i] for i in use]
+        cols = [pairs[i][1] for i in use]
+        k = count_outside(cols, np.array([r.tail_lo for r in used]), np.array([r.tail_hi for r in used]))
+        n = np.array([c.n for c in cols], dtype=np.int64)
+        expected = np.array([r.tail_mass for r in used])
+        ratio = (k / n) / expected
+        for i, q, p in zip(use, ratio.tolist(), binomial_two_sided_many(k, n, expected).tolist(), strict=True):
+            out[i] = TestResult(self.name, q, p, abs(q - 1.0))
+        return out
